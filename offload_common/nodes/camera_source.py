@@ -1,0 +1,76 @@
+"""camera_source: publishes sensor_msgs/Image from a video file, an image folder, a ROS 2 bag
+or the synthetic scene generator, at a fixed rate.
+
+Topics: publishes ``image_raw`` (sensor_msgs/Image, sensor-data QoS). Remap as usual.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from offload_common.frame_sources import SOURCE_KINDS, FrameStream, open_source
+from offload_common.image_conversion import array_to_image_fields, from_rgb
+from offload_common.nodes.params import Param, declare_parameters
+from offload_common.nodes.qos import SENSOR_QOS
+from offload_common.nodes.runner import run_node
+
+PARAMETERS = (
+    Param("source", "synthetic", f"frame source: {', '.join(SOURCE_KINDS)}", read_only=True),
+    Param("uri", "", "video file, image folder or bag path (unused for synthetic)", read_only=True),
+    Param("bag_topic", "", "image topic inside the bag (empty: the only image topic)", read_only=True),
+    Param("rate_hz", 10.0, "publish rate in frames per second"),
+    Param("loop", True, "restart the source at its end"),
+    Param("width", 0, "output width in pixels (0: keep; with height 0 too, source size)"),
+    Param("height", 0, "output height in pixels (0: keep aspect ratio)"),
+    Param("frame_id", "camera", "header.frame_id of published images"),
+    Param("encoding", "rgb8", "published encoding: rgb8, bgr8, mono8, rgba8, bgra8, yuv422, yuyv, ..."),
+    Param("max_frames", 0, "stop after this many frames (0: no limit)"),
+    Param("seed", 0, "seed of the synthetic scene", read_only=True),
+    Param("synthetic_width", 320, "synthetic scene width before resizing", read_only=True),
+    Param("synthetic_height", 240, "synthetic scene height before resizing", read_only=True),
+)
+
+
+class CameraSourceNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("camera_source", **kwargs)
+        self.p = declare_parameters(self, PARAMETERS)
+        from_rgb(np.zeros((2, 2, 3), np.uint8), self.p.encoding)  # unknown encoding: fail at start
+        source = open_source(self.p.source, self.p.uri, width=self.p.synthetic_width,
+                             height=self.p.synthetic_height, seed=self.p.seed,
+                             bag_topic=self.p.bag_topic)
+        self.stream = FrameStream(source, loop=self.p.loop, width=self.p.width,
+                                  height=self.p.height, max_frames=self.p.max_frames)
+        self.pub = self.create_publisher(Image, "image_raw", SENSOR_QOS)
+        self.published = 0
+        self._t0 = time.monotonic()
+        self.timer = self.create_timer(1.0 / max(self.p.rate_hz, 1e-3), self._tick)
+        self.get_logger().info(
+            f"publishing {self.p.source} {self.p.uri or ''} at {self.p.rate_hz:g} Hz on "
+            f"{self.pub.topic_name} ({self.p.encoding}, loop={self.p.loop})")
+
+    def _tick(self) -> None:
+        frame = self.stream.next_frame()
+        if frame is None:
+            self.get_logger().info(f"end of source after {self.published} frames; stopping")
+            self.timer.cancel()
+            return
+        fields = array_to_image_fields(from_rgb(frame.rgb, self.p.encoding), self.p.encoding)
+        msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"],
+                    is_bigendian=fields["is_bigendian"], step=fields["step"])
+        msg.data = fields["data"]
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p.frame_id
+        self.pub.publish(msg)
+        self.published += 1
+        if self.published % 100 == 0:
+            rate = self.published / (time.monotonic() - self._t0)
+            self.get_logger().info(f"{self.published} frames published ({rate:.1f} fps)")
+
+
+def main(args=None) -> int:
+    return run_node(CameraSourceNode, args)

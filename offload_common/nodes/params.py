@@ -1,0 +1,31 @@
+"""Declared ROS parameters from a small spec, so a node's parameters are listed in one place
+(the node module's ``PARAMETERS``), documented, and checkable by tests against config/*.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+from rcl_interfaces.msg import ParameterDescriptor
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+
+
+def declare_parameters(node, specs: Iterable[Param]) -> SimpleNamespace:
+    """Declare every parameter of ``specs`` on ``node`` and return their current values."""
+    values = {}
+    for spec in specs:
+        desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        param = node.declare_parameter(spec.name, spec.default, desc)
+        values[spec.name.replace(".", "_")] = param.value
+    return SimpleNamespace(**values)
+
+
+def parameter_names(specs: Iterable[Param]) -> set:
+    return {s.name for s in specs}

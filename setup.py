@@ -1,0 +1,23 @@
+"""pip-installable Python side of the edge_offload ROS 2 package.
+
+`pip install -e .` (done by `make setup`) installs the library packages and one console
+script per node. The ROS build (CMakeLists.txt) installs the same packages and wraps the same
+entry points in scripts/ for `ros2 run edge_offload <node>`.
+"""
+from setuptools import find_packages, setup
+
+# node executable -> entry point. scripts/<name> must exist for each (checked by the tests).
+NODES = {
+    "camera_source": "offload_common.nodes.camera_source:main",
+    "frame_counter": "offload_common.nodes.frame_counter:main",
+}
+
+setup(
+    name="edge-offload",
+    version="0.1.0",
+    description="Edge-to-server offloading of video analytics over thin links (ApproxBit, How2Compress)",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["offload_common*", "approxbit_ros*", "how2compress_ros*"]),
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in NODES.items()]},
+)
