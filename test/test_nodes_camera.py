@@ -1,0 +1,50 @@
+"""camera_source and frame_counter as real processes (console-script entry points with
+--ros-args and YAML parameter files), talking over DDS."""
+import shutil
+
+import pytest
+
+from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
+
+pytestmark = pytest.mark.skipif(shutil.which("camera_source") is None,
+                                reason="node entry points not installed (run make setup)")
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "yuyv"])
+def test_camera_frames_reach_a_subscriber(encoding):
+    nodes = [
+        NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
+                    overrides={"encoding": encoding, "width": 320, "height": 180, "rate_hz": 30.0}),
+        NodeProcess("frame_counter", "frame_counter", config_path("frame_counter.yaml"),
+                    overrides={"expected_frames": 20, "timeout_s": 40.0, "report_every": 10}),
+    ]
+    with ProcessGraph(nodes, echo=False) as graph:
+        code = graph.wait("frame_counter", timeout=60)
+        out = graph.output("frame_counter")
+    assert code == 0, out
+    assert "received 20 frames (0 rejected)" in out
+    assert f"320x180 {encoding}" in out
+
+
+def test_camera_stops_at_end_of_a_non_looping_source_and_keeps_running():
+    nodes = [NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
+                         overrides={"loop": False, "max_frames": 5, "rate_hz": 50.0})]
+    with ProcessGraph(nodes, echo=False) as graph:
+        assert graph.wait("camera_source", timeout=4) is None      # still serving
+        out = graph.output("camera_source")
+    assert "end of source after 5 frames" in out
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"source": "webcam"}, "unknown source kind 'webcam'"),
+    ({"source": "video", "uri": "/no/such/file.mp4"}, "video file not found"),
+    ({"encoding": "bayer_rggb8"}, "unsupported image encoding"),
+])
+def test_camera_with_bad_parameters_exits_with_a_clear_error(overrides, match):
+    nodes = [NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
+                         overrides=overrides)]
+    with ProcessGraph(nodes, echo=False) as graph:
+        code = graph.wait("camera_source", timeout=30)
+        out = graph.output("camera_source")
+    assert code == 1, out
+    assert match in out

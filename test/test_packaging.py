@@ -1,0 +1,126 @@
+"""The ROS package is consistent: package.xml valid (format 3), every msg built, every node in
+a launch file a real entry point with a wrapper script, every YAML key a declared parameter,
+and the demo runner starting what the demo launch file starts."""
+import ast
+import glob
+import importlib
+import os
+import re
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def setup_nodes():
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py")).read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "NODES":
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py has no NODES table")
+
+
+NODES = setup_nodes()
+
+
+def node_parameters(executable):
+    module = importlib.import_module(NODES[executable].split(":")[0])
+    return {p.name for p in module.PARAMETERS}
+
+
+def launch_nodes(path):
+    """(executable, [yaml file names], name) of every launch_ros Node(...) in a launch file."""
+    found = []
+    for call in ast.walk(ast.parse(open(path).read())):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node":
+            kw = {k.arg: k.value for k in call.keywords}
+            assert ast.literal_eval(kw["package"]) == "edge_offload", path
+            yamls = [c.value for c in ast.walk(kw.get("parameters", ast.List(elts=[])))
+                     if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value.endswith(".yaml")]
+            found.append((ast.literal_eval(kw["executable"]), yamls,
+                          ast.literal_eval(kw["name"]) if "name" in kw else None))
+    return found
+
+
+LAUNCH_FILES = sorted(glob.glob(os.path.join(ROOT, "launch", "*.launch.py")))
+YAML_FILES = sorted(f for f in glob.glob(os.path.join(ROOT, "config", "*.yaml")))
+
+
+def test_package_xml_is_valid_format_3():
+    catkin_pkg = pytest.importorskip("catkin_pkg.package")
+    pkg = catkin_pkg.parse_package(os.path.join(ROOT, "package.xml"))
+    pkg.validate()
+    assert pkg.name == "edge_offload" and pkg.package_format == 3
+    assert pkg.get_build_type() == "ament_cmake"
+    deps = {d.name for d in pkg.build_depends + pkg.exec_depends + pkg.buildtool_depends}
+    assert {"rosidl_default_generators", "ament_cmake_python", "rclpy", "sensor_msgs",
+            "std_msgs", "builtin_interfaces", "diagnostic_msgs"} <= deps
+
+
+def test_cmakelists_builds_every_message():
+    cmake = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    listed = set(re.findall(r'"(msg/\w+\.msg)"', cmake))
+    present = {os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "msg", "*.msg"))}
+    assert listed == present
+    for pkg in ("offload_common", "approxbit_ros", "how2compress_ros"):
+        assert f"ament_python_install_package({pkg})" in cmake
+
+
+def test_every_entry_point_has_a_ros_wrapper_script_and_a_main():
+    scripts = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "scripts", "*"))}
+    assert scripts == set(NODES)
+    for exe, target in NODES.items():
+        module, func = target.split(":")
+        text = open(os.path.join(ROOT, "scripts", exe)).read()
+        assert f"from {module} import {func}" in text
+        assert os.access(os.path.join(ROOT, "scripts", exe), os.X_OK)
+        assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_launch_files_exist_for_the_demo():
+    assert os.path.join(ROOT, "launch", "demo.launch.py") in LAUNCH_FILES
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=os.path.basename)
+def test_launch_file_nodes_are_entry_points_with_known_parameters(path):
+    nodes = launch_nodes(path)
+    assert nodes, f"{path} starts no node"
+    for exe, yamls, _name in nodes:
+        assert exe in NODES, f"{os.path.basename(path)}: {exe} is not an entry point"
+        for y in yamls:
+            assert os.path.isfile(os.path.join(ROOT, "config", y)), y
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=os.path.basename)
+def test_every_yaml_key_is_a_declared_parameter(path):
+    data = yaml.safe_load(open(path))
+    for node_name, section in data.items():
+        params = section["ros__parameters"]
+        executable = node_name if node_name in NODES else None
+        assert executable, f"{os.path.basename(path)}: section {node_name!r} names no node executable"
+        unknown = set(params) - node_parameters(executable)
+        assert not unknown, f"{os.path.basename(path)}: {sorted(unknown)} not declared by {executable}"
+
+
+def test_demo_runner_starts_what_the_demo_launch_file_starts():
+    runner = open(os.path.join(ROOT, "tools", "run_demo.py")).read()
+    started = set(re.findall(r'NodeProcess\("(\w+)", "\w+", config_path\("([\w.]+)"\)', runner))
+    launched = {(exe, y) for exe, yamls, _ in launch_nodes(os.path.join(ROOT, "launch", "demo.launch.py"))
+                for y in yamls}
+    assert started and started == launched
+
+
+def test_declared_parameters_match_the_spec(rclpy_context):
+    """A node declares exactly the parameters its PARAMETERS spec lists (checked on a live node)."""
+    from offload_common.nodes.frame_counter import PARAMETERS, FrameCounterNode
+
+    node = FrameCounterNode(context=rclpy_context)
+    try:
+        builtin = {"use_sim_time", "start_type_description_service"}   # rclpy declares these
+        declared = set(node._parameters) - builtin
+        assert declared == {p.name for p in PARAMETERS}
+        for p in PARAMETERS:
+            assert node.describe_parameter(p.name).description == p.description
+    finally:
+        node.destroy_node()
