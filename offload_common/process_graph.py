@@ -53,8 +53,11 @@ def _ros_value(value) -> str:
 class ProcessGraph:
     """A set of node processes started together and stopped together."""
 
-    def __init__(self, nodes: List[NodeProcess], *, echo: bool = True, env: Optional[dict] = None):
+    def __init__(self, nodes: List[NodeProcess], *, echo: bool = True, env: Optional[dict] = None,
+                 prefix: Optional[List[str]] = None):
+        """``prefix`` is prepended to every command, e.g. ``["ip", "netns", "exec", "edge"]``."""
         self.nodes = nodes
+        self.prefix = list(prefix or [])
         self.echo = echo
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -73,7 +76,7 @@ class ProcessGraph:
     def start(self) -> None:
         for node in self.nodes:
             key = node.name or node.executable
-            proc = subprocess.Popen(node.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(self.prefix + node.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, env=self.env, start_new_session=True)
             self.procs[key] = proc
             self.lines[key] = []

@@ -48,3 +48,22 @@ def test_camera_with_bad_parameters_exits_with_a_clear_error(overrides, match):
         out = graph.output("camera_source")
     assert code == 1, out
     assert match in out
+
+
+def test_rate_can_change_at_run_time_and_bad_rates_are_refused(rclpy_context):
+    from rclpy.parameter import Parameter
+
+    from offload_common.nodes.camera_source import CameraSourceNode
+
+    node = CameraSourceNode(context=rclpy_context)
+    try:
+        assert abs(node.timer.timer_period_ns - 1e9 / 10.0) < 1e3
+        ok = node.set_parameters([Parameter("rate_hz", value=40.0)])[0]
+        assert ok.successful and abs(node.timer.timer_period_ns - 1e9 / 40.0) < 1e3
+        bad = node.set_parameters([Parameter("rate_hz", value=-1.0)])[0]
+        assert not bad.successful and "rate_hz must be > 0" in bad.reason
+        assert abs(node.timer.timer_period_ns - 1e9 / 40.0) < 1e3
+        ro = node.set_parameters([Parameter("width", value=99)])[0]
+        assert not ro.successful
+    finally:
+        node.destroy_node()

@@ -124,3 +124,11 @@ def test_declared_parameters_match_the_spec(rclpy_context):
             assert node.describe_parameter(p.name).description == p.description
     finally:
         node.destroy_node()
+
+
+def test_parameter_docs_are_current():
+    import subprocess
+    import sys
+
+    rc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_param_docs.py"), "--check"]).returncode
+    assert rc == 0, "docs/parameters.md is stale: run tools/ros_env.sh python tools/gen_param_docs.py"

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -22,13 +23,13 @@ PARAMETERS = (
     Param("source", "synthetic", f"frame source: {', '.join(SOURCE_KINDS)}", read_only=True),
     Param("uri", "", "video file, image folder or bag path (unused for synthetic)", read_only=True),
     Param("bag_topic", "", "image topic inside the bag (empty: the only image topic)", read_only=True),
-    Param("rate_hz", 10.0, "publish rate in frames per second"),
-    Param("loop", True, "restart the source at its end"),
-    Param("width", 0, "output width in pixels (0: keep; with height 0 too, source size)"),
-    Param("height", 0, "output height in pixels (0: keep aspect ratio)"),
-    Param("frame_id", "camera", "header.frame_id of published images"),
-    Param("encoding", "rgb8", "published encoding: rgb8, bgr8, mono8, rgba8, bgra8, yuv422, yuyv, ..."),
-    Param("max_frames", 0, "stop after this many frames (0: no limit)"),
+    Param("rate_hz", 10.0, "publish rate in frames per second (may be changed at run time)"),
+    Param("loop", True, "restart the source at its end", read_only=True),
+    Param("width", 0, "output width in pixels (0: keep; with height 0 too, source size)", read_only=True),
+    Param("height", 0, "output height in pixels (0: keep aspect ratio)", read_only=True),
+    Param("frame_id", "camera", "header.frame_id of published images", read_only=True),
+    Param("encoding", "rgb8", "published encoding: rgb8, bgr8, mono8, rgba8, bgra8, yuv422, yuyv, ...", read_only=True),
+    Param("max_frames", 0, "stop after this many frames (0: no limit)", read_only=True),
     Param("seed", 0, "seed of the synthetic scene", read_only=True),
     Param("synthetic_width", 320, "synthetic scene width before resizing", read_only=True),
     Param("synthetic_height", 240, "synthetic scene height before resizing", read_only=True),
@@ -49,9 +50,21 @@ class CameraSourceNode(Node):
         self.published = 0
         self._t0 = time.monotonic()
         self.timer = self.create_timer(1.0 / max(self.p.rate_hz, 1e-3), self._tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"publishing {self.p.source} {self.p.uri or ''} at {self.p.rate_hz:g} Hz on "
             f"{self.pub.topic_name} ({self.p.encoding}, loop={self.p.loop})")
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name == "rate_hz":
+                if not param.value > 0:
+                    return SetParametersResult(successful=False, reason="rate_hz must be > 0")
+                self.timer.cancel()
+                self.destroy_timer(self.timer)
+                self.timer = self.create_timer(1.0 / param.value, self._tick)
+                self.get_logger().info(f"rate changed to {param.value:g} Hz")
+        return SetParametersResult(successful=True)
 
     def _tick(self) -> None:
         frame = self.stream.next_frame()
