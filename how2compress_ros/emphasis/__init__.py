@@ -1,0 +1,1 @@
+"""Emphasis-Assignment model and its training by Region-aware Emphasis Routing."""

@@ -1,0 +1,118 @@
+"""Emphasis-Assignment (EA) model: MobileViTv2 backbone + one 1x1 conv head giving logits over
+emphasis levels for every 16x16 macroblock (How2Compress §5.1, appendix A).
+
+The backbone is Hugging Face transformers' MobileViTV2 (the same Apple MobileViTv2 that timm
+has; timm >= 1.0 imports torchvision, which does not work with the CPU torch here). It runs up
+to its stride-16 stage, so one feature vector falls on each macroblock of the (downsampled)
+input. With input downsampling D > 1 the logits are upsampled bilinearly to the macroblock grid.
+
+Saved as a folder with ``config.json`` + ``model.safetensors`` (``save_pretrained`` /
+``from_pretrained``); backbone weights can come from a local HF snapshot folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MB = 16
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class EmphasisModelConfig:
+    levels: int = 5                  # emphasis levels 0..levels-1
+    width_multiplier: float = 0.5    # MobileViTv2 width (0.5 = 1.1 M parameters)
+    downsample: int = 2              # input downsampling factor D in [1, 4]
+    backbone_path: str = ""          # optional local HF MobileViTV2 snapshot to start from
+
+    def validate(self) -> None:
+        if not 1 <= self.downsample <= 4:
+            raise ValueError(f"downsample D must be in [1, 4], got {self.downsample}")
+        if self.levels < 2:
+            raise ValueError("need at least 2 emphasis levels")
+
+
+def _backbone(cfg: EmphasisModelConfig):
+    from transformers import MobileViTV2Config, MobileViTV2Model
+
+    if cfg.backbone_path:
+        return MobileViTV2Model.from_pretrained(cfg.backbone_path, local_files_only=True)
+    return MobileViTV2Model(MobileViTV2Config(width_multiplier=cfg.width_multiplier))
+
+
+class EmphasisModel(nn.Module):
+    STAGES = 4   # conv stem + 4 stages = stride 16
+
+    def __init__(self, config: EmphasisModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.backbone = _backbone(config)
+        with torch.no_grad():
+            c = self._features(torch.zeros(1, 3, 64, 64)).shape[1]
+        self.head = nn.Conv2d(c, config.levels, kernel_size=1)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.backbone.conv_stem(x)
+        for layer in self.backbone.encoder.layer[: self.STAGES]:
+            h = layer(h)
+        return h
+
+    def forward(self, images: torch.Tensor, grid: Optional[tuple] = None) -> torch.Tensor:
+        """images: (B, 3, H, W) floats in [0, 1]. Returns logits (B, levels, rows, cols) on the
+        macroblock grid of the full-resolution frame (``grid`` or ceil(H/16) x ceil(W/16))."""
+        b, _, h, w = images.shape
+        rows, cols = grid or ((h + MB - 1) // MB, (w + MB - 1) // MB)
+        d = self.config.downsample
+        # pad to whole macroblocks at the downsampled scale, then downsample
+        ph, pw = rows * MB - h, cols * MB - w
+        x = F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
+        if d > 1:
+            x = F.interpolate(x, scale_factor=1.0 / d, mode="bilinear", align_corners=False,
+                              antialias=True)
+        x = F.pad(x, (0, (-x.shape[3]) % MB, 0, (-x.shape[2]) % MB), mode="replicate")
+        # MobileViTv2 checkpoints take BGR in [0, 1] (HF's image processor flips channels)
+        logits = self.head(self._features(x.flip(1)))
+        if logits.shape[2:] != (rows, cols):
+            logits = F.interpolate(logits, size=(rows, cols), mode="bilinear", align_corners=False)
+        return logits
+
+    @torch.no_grad()
+    def predict_levels(self, rgb: np.ndarray) -> np.ndarray:
+        """Emphasis level per macroblock, (rows, cols) uint8, for one RGB uint8 frame."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        return self.forward(x).argmax(dim=1)[0].to(torch.uint8).numpy()
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save_pretrained(self, folder: str, extra: Optional[dict] = None) -> None:
+        from safetensors.torch import save_file
+
+        os.makedirs(folder, exist_ok=True)
+        cfg = asdict(self.config)
+        cfg["backbone_path"] = ""   # the weights file holds the backbone too
+        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
+            json.dump({"model_type": "emphasis_assignment", **cfg, **(extra or {})}, f, indent=2)
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        save_file(state, os.path.join(folder, WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, folder: str) -> "EmphasisModel":
+        from safetensors.torch import load_file
+
+        cfg_path, w_path = os.path.join(folder, CONFIG_NAME), os.path.join(folder, WEIGHTS_NAME)
+        if not (os.path.isfile(cfg_path) and os.path.isfile(w_path)):
+            raise FileNotFoundError(f"{folder} needs {CONFIG_NAME} and {WEIGHTS_NAME}")
+        with open(cfg_path) as f:
+            raw = json.load(f)
+        fields = EmphasisModelConfig.__dataclass_fields__
+        model = cls(EmphasisModelConfig(**{k: v for k, v in raw.items() if k in fields}))
+        model.load_state_dict(load_file(w_path))
+        return model.eval()
