@@ -12,6 +12,12 @@ NODES = {
     "frame_counter": "offload_common.nodes.frame_counter:main",
 }
 
+# command-line tools (not ROS nodes)
+COMMANDS = {
+    "h2c_train": "how2compress_ros.emphasis.train_cli:main",
+    "h2c_evaluate": "how2compress_ros.evaluate_cli:main",
+}
+
 setup(
     name="edge-offload",
     version="0.1.0",
@@ -19,5 +25,5 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["offload_common*", "approxbit_ros*", "how2compress_ros*"]),
-    entry_points={"console_scripts": [f"{name} = {target}" for name, target in NODES.items()]},
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in {**NODES, **COMMANDS}.items()]},
 )

@@ -1,0 +1,209 @@
+"""Training of the Emphasis-Assignment model by Region-aware Emphasis Routing (How2Compress
+Alg. 1-2, appendix A.6 defaults).
+
+Per training frame, once: reference detections on the raw frame (pseudo-RoI), the frame encoded
+at the lowest quality, and per-macroblock SSIM between the two; the Proxy Emphasis Thresholds
+(percentiles 90 / 50) come from the SSIM of all training frames.
+
+Per iteration: the model predicts emphasis maps; Region-aware Dual Exploration (probability p,
+0.8 decaying by 0.1 per epoch) updates each frame's proxy target; the frame is encoded as an
+I-frame with the predicted map, decoded and run through the detector. Detector feedback:
+Acc_c = F1 of the compressed-frame detections against the raw-frame ones (so Acc_r = 1), and
+the macroblocks of objects the detector missed get one level more in the proxy target.
+Loss = lambda1 * |Acc_c - Acc_r| + lambda2 * penalised CE(em, proxy), with penalty
+[1, 1.3, 1.6, 1.9, 2.2] indexed by the predicted level to discourage excess quality.
+|Acc_c - Acc_r| comes from the codec and the detector, so it carries no gradient (as in the
+paper's formulation); it is reported, and it reaches the model through the proxy target.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from how2compress_ros.codec import DEFAULT_LEVEL_QPS, H264Decoder, H264EncoderConfig, MacroblockQPEncoder
+from how2compress_ros.codec import levels_to_qp_map, mb_grid
+from how2compress_ros.detectors.base import Box, Detector
+from how2compress_ros.detectors.metrics import match, score_frames
+from how2compress_ros.emphasis.model import EmphasisModel
+from how2compress_ros.emphasis.proxy import (dual_exploration, macroblock_ssim, proxy_emphasis_thresholds,
+                                             raise_missed_objects, roi_mask)
+
+
+@dataclass
+class RERConfig:
+    epochs: int = 6
+    batch_size: int = 4
+    lr: float = 1e-3
+    lr_min: float = 1e-6
+    weight_decay: float = 0.01
+    p_start: float = 0.8
+    p_decay: float = 0.1
+    roi_percentile: float = 90.0
+    bg_percentile: float = 50.0
+    lambda_acc: float = 10.0
+    lambda_align: float = 5.0
+    penalty: Sequence[float] = (1.0, 1.3, 1.6, 1.9, 2.2)
+    level_qps: Sequence[int] = DEFAULT_LEVEL_QPS
+    preset: str = "veryfast"
+    seed: int = 0
+
+
+@dataclass
+class TrainingFrame:
+    rgb: np.ndarray
+    reference: List[Box]
+    roi: np.ndarray
+    ssim: np.ndarray
+    proxy: Optional[np.ndarray] = None
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    p: float
+    loss: float
+    align_loss: float
+    acc_loss: float
+    f1: float
+    mean_level: float
+
+
+def encode_decode(rgb: np.ndarray, levels: np.ndarray, level_qps: Sequence[int], preset: str = "veryfast"):
+    """Encode one frame as an I-frame with an emphasis map; the decoded frame and its bytes."""
+    h, w = rgb.shape[:2]
+    with MacroblockQPEncoder(H264EncoderConfig(w, h, gop=1, preset=preset, base_qp=level_qps[0])) as enc:
+        (unit,) = enc.encode(rgb, levels_to_qp_map(levels, level_qps))
+    (frame,) = H264Decoder().decode(unit.data, True)
+    return frame.rgb, len(unit.data)
+
+
+def prepare_frames(frames: Sequence[np.ndarray], detector: Detector, level_qps: Sequence[int] = DEFAULT_LEVEL_QPS,
+                   progress: bool = True) -> List[TrainingFrame]:
+    """Reference detections, pseudo-RoI and per-macroblock SSIM at the lowest quality."""
+    from tqdm import tqdm
+
+    out = []
+    for rgb in tqdm(frames, desc="profiling frames", disable=not progress):
+        grid = mb_grid(rgb.shape[1], rgb.shape[0])
+        lowest, _ = encode_decode(rgb, np.zeros(grid, np.int64), level_qps)
+        ref = detector.detect(rgb)
+        out.append(TrainingFrame(rgb, ref, roi_mask(ref, grid), macroblock_ssim(rgb, lowest)))
+    return out
+
+
+class RERTrainer:
+    def __init__(self, model: EmphasisModel, detector: Detector, frames: List[TrainingFrame],
+                 config: RERConfig):
+        if not frames:
+            raise ValueError("no training frames")
+        shapes = {f.rgb.shape for f in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"training frames must share one size, got {sorted(shapes)}")
+        self.model, self.detector, self.frames, self.cfg = model, detector, frames, config
+        self.levels = model.config.levels
+        if len(config.level_qps) != self.levels or len(config.penalty) != self.levels:
+            raise ValueError("level_qps and penalty need one entry per emphasis level")
+        self.tau_roi, self.tau_bg = proxy_emphasis_thresholds([f.ssim for f in frames], config.roi_percentile,
+                                                              config.bg_percentile)
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        steps = config.epochs * ((len(frames) + config.batch_size - 1) // config.batch_size)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(steps, 1), eta_min=config.lr_min)
+        self.penalty = torch.tensor(list(config.penalty), dtype=torch.float32)
+        self.epoch = 0
+        self.history: List[EpochStats] = []
+
+    # -- one iteration -------------------------------------------------------------------------
+    def _step(self, idx: Sequence[int], p: float):
+        batch = torch.from_numpy(np.stack([self.frames[i].rgb for i in idx])).permute(0, 3, 1, 2).float() / 255.0
+        logits = self.model(batch)
+        em = logits.argmax(1).detach().numpy()
+        targets, accs, levels = [], [], []
+        for k, i in enumerate(idx):
+            fr = self.frames[i]
+            if fr.proxy is None:
+                fr.proxy = em[k].copy()
+            proxy = dual_exploration(em[k], fr.proxy, fr.roi, fr.ssim, self.tau_roi, self.tau_bg, p,
+                                     self.levels, self.rng)
+            decoded, _ = encode_decode(fr.rgb, em[k], self.cfg.level_qps, self.cfg.preset)
+            found = self.detector.detect(decoded)
+            accs.append(score_frames([found], [fr.reference]).f1)
+            hit = match(fr.reference, found) if found else np.zeros(len(fr.reference), bool)
+            proxy = raise_missed_objects(proxy, [b for b, h in zip(fr.reference, hit) if not h], self.levels)
+            fr.proxy = proxy
+            targets.append(proxy)
+            levels.append(em[k].mean())
+        target = torch.from_numpy(np.stack(targets)).long()
+        ce = F.cross_entropy(logits, target, reduction="none")                # (B, rows, cols)
+        align = (ce * self.penalty[torch.from_numpy(em).long()]).mean()
+        acc_loss = float(np.mean([abs(a - 1.0) for a in accs]))
+        loss = self.cfg.lambda_acc * acc_loss + self.cfg.lambda_align * align
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss.item(), align.item(), acc_loss, float(np.mean(accs)), float(np.mean(levels))
+
+    # -- epochs, checkpoints ---------------------------------------------------------------------
+    def train(self, checkpoint_dir: Optional[str] = None, progress: bool = True,
+              on_epoch: Optional[Callable[[EpochStats], None]] = None) -> List[EpochStats]:
+        from tqdm import tqdm
+
+        if checkpoint_dir and os.path.isfile(os.path.join(checkpoint_dir, "trainer_state.pt")):
+            self.load_checkpoint(checkpoint_dir)
+        bs = self.cfg.batch_size
+        while self.epoch < self.cfg.epochs:
+            p = max(0.0, self.cfg.p_start - self.cfg.p_decay * self.epoch)
+            order = self.rng.permutation(len(self.frames))
+            batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+            sums = np.zeros(5)
+            self.model.train()
+            bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs} p={p:.1f}", disable=not progress)
+            for b in bar:
+                vals = self._step(list(b), p)
+                sums += np.array(vals) * len(b)
+                bar.set_postfix(loss=f"{vals[0]:.3f}", f1=f"{vals[3]:.3f}", level=f"{vals[4]:.2f}")
+            m = sums / len(self.frames)
+            stats = EpochStats(self.epoch + 1, p, *(float(v) for v in m))
+            self.history.append(stats)
+            self.epoch += 1
+            self.model.eval()
+            if checkpoint_dir:
+                self.save_checkpoint(checkpoint_dir)
+            if on_epoch:
+                on_epoch(stats)
+        return self.history
+
+    def save_checkpoint(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "epoch": self.epoch,
+            "proxies": [torch.from_numpy(f.proxy.astype(np.int64)) if f.proxy is not None else torch.empty(0)
+                        for f in self.frames],
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps([asdict(h) for h in self.history]),
+        }
+        torch.save(state, os.path.join(folder, "trainer_state.pt"))
+
+    def load_checkpoint(self, folder: str) -> None:
+        state = torch.load(os.path.join(folder, "trainer_state.pt"), weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        for f, t in zip(self.frames, state["proxies"]):
+            f.proxy = t.numpy() if t.numel() else None
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = [EpochStats(**h) for h in json.loads(state["history"])]
