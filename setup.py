@@ -10,6 +10,9 @@ from setuptools import find_packages, setup
 NODES = {
     "camera_source": "offload_common.nodes.camera_source:main",
     "frame_counter": "offload_common.nodes.frame_counter:main",
+    "result_reporter": "offload_common.nodes.result_reporter:main",
+    "h2c_edge": "how2compress_ros.nodes.edge_node:main",
+    "h2c_server": "how2compress_ros.nodes.server_node:main",
 }
 
 # command-line tools (not ROS nodes)

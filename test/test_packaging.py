@@ -103,12 +103,18 @@ def test_every_yaml_key_is_a_declared_parameter(path):
         assert not unknown, f"{os.path.basename(path)}: {sorted(unknown)} not declared by {executable}"
 
 
-def test_demo_runner_starts_what_the_demo_launch_file_starts():
-    runner = open(os.path.join(ROOT, "tools", "run_demo.py")).read()
-    started = set(re.findall(r'NodeProcess\("(\w+)", "\w+", config_path\("([\w.]+)"\)', runner))
-    launched = {(exe, y) for exe, yamls, _ in launch_nodes(os.path.join(ROOT, "launch", "demo.launch.py"))
-                for y in yamls}
-    assert started and started == launched
+def test_demo_runner_starts_what_the_launch_files_start():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_demo", os.path.join(ROOT, "tools", "run_demo.py"))
+    run_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_demo)
+    for name, (launch_file, sink, nodes) in run_demo.DEMOS.items():
+        started = {(n.executable, os.path.basename(n.params_file)) for n in nodes}
+        launched = {(exe, y) for exe, yamls, _ in launch_nodes(os.path.join(ROOT, "launch", launch_file))
+                    for y in yamls}
+        assert started == launched, name
+        assert sink in {n.name for n in nodes}
 
 
 def test_declared_parameters_match_the_spec(rclpy_context):

@@ -1,39 +1,60 @@
 #!/usr/bin/env python3
-"""`make demo`: run the demo graph as separate node processes with the YAML parameter files
-in config/ (the same executables and files as launch/demo.launch.py), print what arrives,
+"""`make demo`: run each demo graph as separate node processes with the YAML parameter files in
+config/ (the same executables and files as the launch file named in DEMOS), print what arrives,
 and stop everything when the sink node is done.
 
-    tools/ros_env.sh python tools/run_demo.py [--frames N]
+    tools/ros_env.sh python tools/run_demo.py [--only camera,how2compress] [--results N]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
-
-def camera_demo(frames: int) -> int:
-    print(f"== demo: camera_source -> frame_counter ({frames} frames over DDS)", flush=True)
-    nodes = [
+# demo name -> (launch file it mirrors, sink node, node processes). The sink's
+# expected_* / timeout_s are set from the command line.
+DEMOS = {
+    "camera": ("demo.launch.py", "frame_counter", [
         NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml")),
-        NodeProcess("frame_counter", "frame_counter", config_path("frame_counter.yaml"),
-                    overrides={"expected_frames": frames, "timeout_s": 60.0}),
-    ]
+        NodeProcess("frame_counter", "frame_counter", config_path("frame_counter.yaml")),
+    ]),
+    "how2compress": ("how2compress.launch.py", "result_reporter", [
+        NodeProcess("camera_source", "camera_source", config_path("camera_footage.yaml")),
+        NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml")),
+        NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml")),
+        NodeProcess("result_reporter", "result_reporter", config_path("result_reporter.yaml")),
+    ]),
+}
+NEEDS = {"how2compress": ["data/footage/vtest.avi"]}
+
+
+def run(name: str, count: int, timeout: float) -> bool:
+    _launch, sink, nodes = DEMOS[name]
+    missing = [p for p in NEEDS.get(name, []) if not os.path.exists(p)]
+    if missing:
+        print(f"== demo {name}: SKIPPED, missing {missing} (tools/fetch_footage.sh)", flush=True)
+        return True
+    key = "expected_frames" if sink == "frame_counter" else "expected_results"
+    for n in nodes:
+        if n.name == sink:
+            n.overrides.update({key: count, "timeout_s": timeout})
+    print(f"== demo {name}: {' -> '.join(n.name for n in nodes)} (until {count} at the sink)", flush=True)
     with ProcessGraph(nodes) as graph:
-        code = graph.wait("frame_counter", timeout=90)
-    if code != 0:
-        print(f"== camera demo FAILED (frame_counter exit code {code})", flush=True)
-        return 1
-    print("== camera demo OK", flush=True)
-    return 0
+        code = graph.wait(sink, timeout=timeout + 30)
+    print(f"== demo {name}: {'OK' if code == 0 else f'FAILED (exit {code})'}", flush=True)
+    return code == 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=75, help="frames the camera demo waits for")
+    ap.add_argument("--only", default=",".join(DEMOS), help="comma-separated demos to run")
+    ap.add_argument("--results", type=int, default=60, help="frames / results each sink waits for")
+    ap.add_argument("--timeout", type=float, default=90.0)
     args = ap.parse_args()
-    return camera_demo(args.frames)
+    ok = all([run(name, args.results, args.timeout) for name in args.only.split(",")])
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

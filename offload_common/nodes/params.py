@@ -29,3 +29,21 @@ def declare_parameters(node, specs: Iterable[Param]) -> SimpleNamespace:
 
 def parameter_names(specs: Iterable[Param]) -> set:
     return {s.name for s in specs}
+
+
+def resolve_data_path(path: str) -> str:
+    """A model or data path from a parameter: absolute, relative to the working directory, or
+    relative to this package's share folder (where CMake installs models/ and config/)."""
+    import os
+
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidate = os.path.join(get_package_share_directory("edge_offload"), path)
+        if os.path.exists(candidate):
+            return candidate
+    except (ImportError, LookupError, ValueError):
+        pass
+    return path

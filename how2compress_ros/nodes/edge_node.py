@@ -1,0 +1,154 @@
+"""h2c_edge: How2Compress edge node. Camera images -> Emphasis-Assignment model -> per-macroblock
+QP map -> libx264 -> EncodedFrame. Encoding runs in a worker thread behind a small
+drop-oldest queue, so the camera callback never blocks.
+
+Topics: subscribes ``image_raw`` (sensor_msgs/Image), ``offload_config`` (OffloadConfig,
+latched), ``keyframe_request`` (KeyframeRequest); publishes ``encoded_frames`` (EncodedFrame).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from edge_offload.msg import EncodedFrame, KeyframeRequest, OffloadConfig
+from how2compress_ros.pipeline import ConfigIdError, EdgeSettings, How2CompressEdge
+from offload_common.image_conversion import ImageConversionError, image_msg_to_rgb
+from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
+from offload_common.nodes.payloads import fill_header
+from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
+from offload_common.nodes.runner import run_node, stamp_to_ns
+
+PARAMETERS = (
+    Param("model_path", "", "EA model folder (config.json + model.safetensors); empty: uniform QP only",
+          read_only=True),
+    Param("config_id", "h2c/base45", "initial configuration: h2c/base<QP>, uniform/qp<QP> or edge_only"),
+    Param("stream_id", "det", "stream id in payloads and monitor decisions", read_only=True),
+    Param("map_reuse", 1, "compute the emphasis map every N frames", read_only=True),
+    Param("gop", 30, "frames between IDR pictures", read_only=True),
+    Param("preset", "veryfast", "x264 preset", read_only=True),
+    Param("bframes", 0, "x264 B-frames (0 for lowest latency)", read_only=True),
+    Param("threads", 1, "x264 threads", read_only=True),
+    Param("fps", 15.0, "nominal frame rate given to the encoder", read_only=True),
+    Param("torch_threads", 2, "CPU threads for the EA model", read_only=True),
+    Param("queue_size", 2, "frames waiting for the encoder; older frames are dropped", read_only=True),
+    Param("send_emphasis_map", False, "include the emphasis map in every EncodedFrame", read_only=True),
+    Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
+)
+
+
+class How2CompressEdgeNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("h2c_edge", **kwargs)
+        self.p = declare_parameters(self, PARAMETERS)
+        model = None
+        if self.p.model_path:
+            import torch
+
+            from how2compress_ros.emphasis.model import EmphasisModel
+
+            torch.set_num_threads(self.p.torch_threads)
+            model = EmphasisModel.from_pretrained(resolve_data_path(self.p.model_path))
+        settings = EdgeSettings(gop=self.p.gop, preset=self.p.preset, bframes=self.p.bframes,
+                                threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
+        self.edge = How2CompressEdge(model, settings, self.p.config_id)
+        self.seq = 0
+        self.dropped = self.rejected = 0
+        self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
+        self.pub = self.create_publisher(EncodedFrame, "encoded_frames", payload_qos(self.p.payload_depth))
+        self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
+        self.create_subscription(OffloadConfig, "offload_config", self._on_config, DECISION_QOS)
+        self.create_subscription(KeyframeRequest, "keyframe_request", self._on_keyframe_request, RESULT_QOS)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"How2Compress edge: config {self.edge.config.config_id}, "
+                               f"model {'loaded' if model else 'none'}, map reuse {self.p.map_reuse}")
+
+    def _on_image(self, msg: Image) -> None:
+        try:
+            rgb = image_msg_to_rgb(msg)
+        except ImageConversionError as exc:
+            self.rejected += 1
+            self.get_logger().error(f"rejected image ({self.rejected} so far): {exc}")
+            return
+        item = (rgb, msg.header, time.monotonic())
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            try:
+                self.queue.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self.queue.put_nowait(item)
+
+    def _on_config(self, msg: OffloadConfig) -> None:
+        if msg.stream_id != self.p.stream_id:
+            return
+        if msg.config_id == self.edge.config.config_id:
+            return
+        try:
+            self.edge.set_config(msg.config_id)
+        except ConfigIdError as exc:
+            self.get_logger().error(f"ignoring monitor decision: {exc}")
+            return
+        self.get_logger().info(f"switched to {msg.config_id} ({msg.reason})")
+
+    def _on_keyframe_request(self, msg: KeyframeRequest) -> None:
+        if msg.stream_id == self.p.stream_id:
+            self.edge.request_keyframe()
+            self.get_logger().info(f"keyframe requested by server: {msg.reason}")
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rgb, header, t_in = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            queue_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
+            try:
+                payloads = self.edge.process(rgb)
+            except Exception as exc:  # keep serving; the next frame may be fine
+                self.get_logger().error(f"encoding failed: {exc}")
+                continue
+            for pl in payloads:
+                self.pub.publish(self._to_msg(pl, header, queue_ms))
+                self.seq += 1
+            if self.seq and self.seq % 100 == 0 and payloads:
+                self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding)")
+
+    def _to_msg(self, pl, header, queue_ms: float) -> EncodedFrame:
+        msg = EncodedFrame()
+        fill_header(msg.meta, stamp=header.stamp, frame_id=header.frame_id, stream_id=self.p.stream_id,
+                    seq=self.seq, config_id=pl.config.config_id, clock=self.get_clock(), queue_ms=queue_ms,
+                    model_ms=pl.model_ms, encode_ms=pl.encode_ms)
+        msg.codec = "h264"
+        msg.width, msg.height = pl.width, pl.height
+        msg.coded_width, msg.coded_height = (pl.width + 15) // 16 * 16, (pl.height + 15) // 16 * 16
+        msg.pixel_format = "yuv420p"
+        msg.keyframe = pl.keyframe
+        msg.frame_index = pl.frame_index
+        msg.gop = pl.gop
+        msg.level_qps = bytes(pl.config.level_qps)
+        msg.base_qp = pl.config.level_qps[0]
+        msg.mb_cols, msg.mb_rows = msg.coded_width // 16, msg.coded_height // 16
+        if self.p.send_emphasis_map and pl.levels is not None:
+            msg.emphasis_map = pl.levels.astype("uint8").tobytes()
+        msg.map_age = pl.map_age
+        msg.crc32 = pl.crc32
+        msg.data = pl.data
+        return msg
+
+    def destroy_node(self):
+        self._stop.set()
+        self._worker.join(timeout=2.0)
+        self.edge.close()
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(How2CompressEdgeNode, args)
