@@ -79,19 +79,24 @@ def main(argv=None) -> int:
     ap.add_argument("--footage", default="data/footage")
     ap.add_argument("--clips", default=",".join(EVAL_CLIPS))
     ap.add_argument("--f1-drop", type=float, default=0.02, help="allowed F1 drop vs raw-frame detection")
+    ap.add_argument("--detector-threshold", type=float, default=0.4,
+                    help="detector score threshold for reference and compressed frames")
+    ap.add_argument("--confident", type=float, default=0.6,
+                    help="boxes scoring below this are don't-care in F1 (0 disables the band)")
     ap.add_argument("--out", default="artifacts/h2c")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
-    detector = SSDLitePersonDetector()
+    detector = SSDLitePersonDetector(score_threshold=args.detector_threshold)
     model = EmphasisModel.from_pretrained(args.model)
     results, rows = {}, []
     for name in args.clips.split(","):
         clip = load_clip(args.footage, name)
         print(f"== {name}: {len(clip.frames)} frames {clip.frames[0].shape[1]}x{clip.frames[0].shape[0]} @ {clip.fps:g} fps",
               flush=True)
-        runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, log=lambda s: print(s, flush=True))
+        runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, confident=args.confident,
+                             log=lambda s: print(s, flush=True))
         results[name] = {m: [asdict(r) for r in rs] for m, rs in runs.items()}
         best = {m: chosen(rs) for m, rs in runs.items()}
         rows.append((name, best))
@@ -109,7 +114,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nCheapest setting per method with F1 >= {1 - args.f1_drop:.2f} vs raw-frame detection "
-          f"(kbit/s; saving vs uniform QP):")
+          f"(detector threshold {args.detector_threshold}, don't-care below {args.confident}; "
+          f"kbit/s; saving vs uniform QP):")
     methods = ["uniform", "x264-aq", "accmpeg", "how2compress"]
     print(f"{'clip':>10} | " + " | ".join(f"{m:>26}" for m in methods))
     savings = {m: [] for m in methods}

@@ -1,8 +1,8 @@
 """Bitrate at equal detection accuracy: How2Compress against the baselines, per clip.
 
 Every method encodes the whole clip (H.264, GOP 30, P-frames) and the server-side detector runs
-on the decoded frames; accuracy is F1 / AP@0.5 against detections on the raw frames. Each
-method's quality knob is searched for the cheapest setting whose F1 stays within ``f1_drop`` of
+on the decoded frames; accuracy is F1 / AP@0.5 against detections on the raw frames (with an optional don't-care band for boxes scoring near the detector threshold,
+see ``score_frames``). Each method's quality knob is searched for the cheapest setting whose F1 stays within ``f1_drop`` of
 raw-frame detection (F1 = 1 by construction):
 - ``uniform``: one QP for every macroblock (When2Compress-style frame-level choice);
 - ``x264-aq``: x264's own variance adaptive quantisation (aq-mode 1, strength 1) at a base QP;
@@ -13,6 +13,7 @@ raw-frame detection (F1 = 1 by construction):
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence
@@ -52,7 +53,7 @@ MapFn = Callable[[int, np.ndarray], Optional[np.ndarray]]   # frame index, rgb -
 
 def run_clip(clip: Clip, refs: List[List[Box]], detector: Detector, qp_map_for: MapFn, base_qp: int,
              method: str, setting: str, f1_bound: float, gop: int = 30, preset: str = "veryfast",
-             extra: Optional[dict] = None, ea_ms: float = 0.0) -> RunResult:
+             extra: Optional[dict] = None, ea_ms: float = 0.0, confident: float = 0.0) -> RunResult:
     h, w = clip.frames[0].shape[:2]
     cfg = H264EncoderConfig(w, h, fps=clip.fps, gop=gop, preset=preset, base_qp=base_qp, extra=extra or {})
     dec = H264Decoder()
@@ -72,7 +73,7 @@ def run_clip(clip: Clip, refs: List[List[Box]], detector: Detector, qp_map_for: 
     decoded += [f.rgb for f in dec.flush()]
     if len(decoded) != len(clip.frames):
         raise RuntimeError(f"{clip.name}/{method}: decoded {len(decoded)} of {len(clip.frames)} frames")
-    score = score_frames([detector.detect(d) for d in decoded], refs)
+    score = score_frames([detector.detect(d) for d in decoded], refs, confident=confident)
     ssim = float(np.mean([macroblock_ssim(r, d).mean() for r, d in zip(clip.frames[::5], decoded[::5])]))
     kbps = total_bytes * 8 * clip.fps / len(clip.frames) / 1000
     return RunResult(clip.name, method, setting, kbps, score.f1, score.ap50, ssim,
@@ -108,12 +109,13 @@ def chosen(runs: List[RunResult]) -> RunResult:
     return min(ok, key=lambda r: r.kbps) if ok else max(runs, key=lambda r: r.f1)
 
 
-def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float = 0.02,
+def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float = 0.02, confident: float = 0.0,
                   level_qps: Sequence[int] = DEFAULT_LEVEL_QPS, methods: Sequence[str] = (
                       "uniform", "x264-aq", "accmpeg", "how2compress"), log=print) -> Dict[str, List[RunResult]]:
     """All methods on one clip; {method: runs}. Reference = detections on the raw frames."""
     refs = [detector.detect(f) for f in clip.frames]
     bound = 1.0 - f1_drop
+    run = functools.partial(run_clip, confident=confident)
     h, w = clip.frames[0].shape[:2]
     grid = mb_grid(w, h)
     out: Dict[str, List[RunResult]] = {}
@@ -127,15 +129,15 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
 
     if "uniform" in methods:
         out["uniform"] = report(cheapest_meeting_bound(
-            lambda qp: run_clip(clip, refs, detector, lambda i, f: np.full(grid, qp), qp, "uniform", f"qp{qp}", bound),
+            lambda qp: run(clip, refs, detector, lambda i, f: np.full(grid, qp), qp, "uniform", f"qp{qp}", bound),
             qps))
     if "x264-aq" in methods:
         out["x264-aq"] = report(cheapest_meeting_bound(
-            lambda qp: run_clip(clip, refs, detector, lambda i, f: None, qp, "x264-aq", f"qp{qp}", bound,
+            lambda qp: run(clip, refs, detector, lambda i, f: None, qp, "x264-aq", f"qp{qp}", bound,
                                 extra={"aq-strength": "1.0"}), qps))
     if "accmpeg" in methods:
         maps = [np.where(_dilate(roi_mask(r, grid)), 30, 40) for r in refs]
-        out["accmpeg"] = report([run_clip(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
+        out["accmpeg"] = report([run(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
     if "how2compress" in methods and ea_model is not None:
         t = time.perf_counter()
         levels = [ea_model.predict_levels(f) for f in clip.frames]
@@ -144,7 +146,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
 
         def h2c(s):
             table = [max(q - s, 0) for q in level_qps]
-            return run_clip(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
+            return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
                             "how2compress", f"shift{s}", bound, ea_ms=ea_ms)
         out["how2compress"] = report(cheapest_meeting_bound(h2c, shifts))
     return out

@@ -94,3 +94,20 @@ def test_f1_and_ap_against_reference_detections():
     assert score_frames([[]], [[]]).f1 == 1.0
     with pytest.raises(ValueError, match="2 predicted frames vs 1"):
         score_frames([[], []], [[]])
+
+
+def test_dont_care_band_ignores_borderline_boxes_only():
+    ref = [[box(0, 0, score=0.9), box(50, 50, score=0.45)]]
+    # borderline reference box not found: no FN; confident one found: TP
+    s = score_frames([[box(0, 0, score=0.8)]], ref, confident=0.6)
+    assert (s.tp, s.fp, s.fn) == (1, 0, 0)
+    # a borderline prediction on empty background is ignored, a confident one is an FP
+    s = score_frames([[box(0, 0, score=0.8), box(90, 90, score=0.45), box(120, 120, score=0.7)]], ref,
+                     confident=0.6)
+    assert (s.tp, s.fp, s.fn) == (1, 1, 0)
+    # missing the confident reference box is still an FN
+    s = score_frames([[box(50, 50, score=0.9)]], ref, confident=0.6)
+    assert (s.tp, s.fp, s.fn) == (0, 0, 1)
+    # without the band the same case counts the borderline boxes
+    s = score_frames([[box(0, 0, score=0.8)]], ref)
+    assert (s.tp, s.fp, s.fn) == (1, 0, 1)
