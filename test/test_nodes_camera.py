@@ -67,3 +67,42 @@ def test_rate_can_change_at_run_time_and_bad_rates_are_refused(rclpy_context):
         assert not ro.successful
     finally:
         node.destroy_node()
+
+
+def test_malformed_images_are_counted_and_the_node_keeps_serving(rclpy_context):
+    import time
+
+    import numpy as np
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from offload_common.image_conversion import numpy_to_image_msg
+    from offload_common.nodes.frame_counter import FrameCounterNode
+    from offload_common.nodes.qos import SENSOR_QOS
+
+    counter = FrameCounterNode(context=rclpy_context)
+    sender = rclpy.create_node("bad_image_sender", context=rclpy_context)
+    pub = sender.create_publisher(Image, "image_raw", SENSOR_QOS)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(counter)
+    ex.add_node(sender)
+    bad = [Image(height=4, width=4, encoding="bayer_rggb8", step=4, data=bytes(16)),
+           Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(10)),        # too short
+           Image(height=4, width=4, encoding="rgb8", step=5, data=bytes(48))]         # step < row
+    good = numpy_to_image_msg(np.zeros((4, 6, 3), np.uint8))
+    try:
+        deadline = time.monotonic() + 10
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        time.sleep(0.3)
+        for msg in bad + [good]:
+            pub.publish(msg)
+            ex.spin_once(timeout_sec=0.05)
+        while counter.received < 1 and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        assert counter.images.rejected == 3 and counter.received == 1
+    finally:
+        ex.shutdown()
+        counter.destroy_node()
+        sender.destroy_node()

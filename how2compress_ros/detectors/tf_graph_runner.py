@@ -59,7 +59,7 @@ def _strided_slice(x, begin, end, strides, attrs):
     sam = attrs.get("shrink_axis_mask", 0)
     if attrs.get("ellipsis_mask", 0) or attrs.get("new_axis_mask", 0):
         raise GraphDefError("StridedSlice with ellipsis/new-axis masks is not supported")
-    idx, shrink = [], []
+    idx = []
     for i, (b, e, s) in enumerate(zip(begin, end, strides)):
         if sam & (1 << i):
             idx.append(b)

@@ -88,7 +88,7 @@ class EmphasisModel(nn.Module):
     @torch.no_grad()
     def predict_levels(self, rgb: np.ndarray) -> np.ndarray:
         """Emphasis level per macroblock, (rows, cols) uint8, for one RGB uint8 frame."""
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         return self.forward(x).argmax(dim=1)[0].to(torch.uint8).numpy()
 
     # -- persistence ---------------------------------------------------------------------------

@@ -6,13 +6,11 @@ footage, with the SSDLite person detector as feedback. Resumable (--checkpoint-d
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 

@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image
 
 from edge_offload.msg import EncodedFrame, KeyframeRequest, OffloadConfig
 from how2compress_ros.pipeline import ConfigIdError, EdgeSettings, How2CompressEdge
-from offload_common.image_conversion import ImageConversionError, image_msg_to_rgb
+from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
@@ -56,7 +56,8 @@ class How2CompressEdgeNode(Node):
                                 threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
         self.edge = How2CompressEdge(model, settings, self.p.config_id)
         self.seq = 0
-        self.dropped = self.rejected = 0
+        self.images = ImageReceiver(self.get_logger())
+        self.dropped = 0
         self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(EncodedFrame, "encoded_frames", payload_qos(self.p.payload_depth))
         self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
@@ -69,11 +70,8 @@ class How2CompressEdgeNode(Node):
                                f"model {'loaded' if model else 'none'}, map reuse {self.p.map_reuse}")
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = image_msg_to_rgb(msg)
-        except ImageConversionError as exc:
-            self.rejected += 1
-            self.get_logger().error(f"rejected image ({self.rejected} so far): {exc}")
+        rgb = self.images.to_rgb(msg)
+        if rgb is None:
             return
         item = (rgb, msg.header, time.monotonic())
         try:

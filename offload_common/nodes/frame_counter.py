@@ -11,7 +11,7 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from offload_common.image_conversion import ImageConversionError, image_msg_to_rgb
+from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import SENSOR_QOS
 from offload_common.nodes.runner import run_node, stamp_to_ns
@@ -28,7 +28,7 @@ class FrameCounterNode(Node):
         super().__init__("frame_counter", **kwargs)
         self.p = declare_parameters(self, PARAMETERS)
         self.received = 0
-        self.rejected = 0
+        self.images = ImageReceiver(self.get_logger())
         self.latencies_ms = []
         self.finished = False
         self.exit_code = 0
@@ -39,11 +39,8 @@ class FrameCounterNode(Node):
         self.get_logger().info(f"counting images on {self.sub.topic_name}")
 
     def _on_image(self, msg: Image) -> None:
-        try:
-            rgb = image_msg_to_rgb(msg)
-        except ImageConversionError as exc:
-            self.rejected += 1
-            self.get_logger().error(f"rejected image ({self.rejected} so far): {exc}")
+        rgb = self.images.to_rgb(msg)
+        if rgb is None:
             return
         now_ns = self.get_clock().now().nanoseconds
         self.latencies_ms.append((now_ns - stamp_to_ns(msg.header.stamp)) / 1e6)
@@ -56,7 +53,7 @@ class FrameCounterNode(Node):
                 f"{rate:.1f} fps, latency p50 {lat[len(lat) // 2]:.1f} ms")
         if self.p.expected_frames and self.received >= self.p.expected_frames:
             self.get_logger().info(
-                f"received {self.received} frames ({self.rejected} rejected); done")
+                f"received {self.received} frames ({self.images.rejected} rejected); done")
             self.finished = True
 
     def _on_timeout(self) -> None:
