@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.emphasis.proxy import roi_mask
-    from how2compress_ros.evaluation import _dilate, chosen, evaluate_clip
+    from how2compress_ros.emphasis.proxy import dilate_mask
+    from how2compress_ros.evaluation import chosen, evaluate_clip
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="EA model folder (config.json + model.safetensors)")
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
             table = [q - shift for q in DEFAULT_LEVEL_QPS]
             heatmap(os.path.join(args.out, "qp_map.png"), rgb, {
                 f"How2Compress (table -{shift})": levels_to_qp_map(model.predict_levels(rgb), table),
-                "AccMPEG-style 30/40": np.where(_dilate(roi_mask(detector.detect(rgb), grid)), 30, 40),
+                "AccMPEG-style 30/40": np.where(dilate_mask(roi_mask(detector.detect(rgb), grid)), 30, 40),
                 f"uniform {best['uniform'].setting}": np.full(grid, int(best["uniform"].setting[2:])),
             })
     with open(os.path.join(args.out, "results.json"), "w") as f:

@@ -24,7 +24,7 @@ from how2compress_ros.codec import DEFAULT_LEVEL_QPS, H264Decoder, H264EncoderCo
 from how2compress_ros.codec import levels_to_qp_map, mb_grid
 from how2compress_ros.detectors.base import Box, Detector
 from how2compress_ros.detectors.metrics import score_frames
-from how2compress_ros.emphasis.proxy import macroblock_ssim, roi_mask
+from how2compress_ros.emphasis.proxy import dilate_mask, macroblock_ssim, roi_mask
 
 
 @dataclass
@@ -136,7 +136,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
             lambda qp: run(clip, refs, detector, lambda i, f: None, qp, "x264-aq", f"qp{qp}", bound,
                                 extra={"aq-strength": "1.0"}), qps))
     if "accmpeg" in methods:
-        maps = [np.where(_dilate(roi_mask(r, grid)), 30, 40) for r in refs]
+        maps = [np.where(dilate_mask(roi_mask(r, grid)), 30, 40) for r in refs]
         out["accmpeg"] = report([run(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
     if "how2compress" in methods and ea_model is not None:
         t = time.perf_counter()
@@ -149,15 +149,6 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
             return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
                             "how2compress", f"shift{s}", bound, ea_ms=ea_ms)
         out["how2compress"] = report(cheapest_meeting_bound(h2c, shifts))
-    return out
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    out = mask.copy()
-    out[1:] |= mask[:-1]
-    out[:-1] |= mask[1:]
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
     return out
 
 

@@ -88,3 +88,12 @@ def test_short_training_run_learns_and_resumes(tmp_path):
         torch.testing.assert_close(a, b)
     hist2 = t2.train(progress=False)
     assert [h.epoch for h in hist2] == [1, 2]
+
+
+def test_dilate_mask_grows_by_whole_macroblocks():
+    from how2compress_ros.emphasis.proxy import dilate_mask
+
+    m = np.zeros((5, 5), bool)
+    m[2, 2] = True
+    assert dilate_mask(m, 1).sum() == 5 and dilate_mask(m, 2).sum() == 13
+    assert (dilate_mask(m, 0) == m).all()

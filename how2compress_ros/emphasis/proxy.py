@@ -51,6 +51,19 @@ def roi_mask(boxes: Sequence[Box], grid: Tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def dilate_mask(mask: np.ndarray, steps: int = 1) -> np.ndarray:
+    """Grow a macroblock mask by ``steps`` macroblocks (4-neighbourhood)."""
+    out = mask.copy()
+    for _ in range(steps):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
+
+
 def dual_exploration(em: np.ndarray, proxy: np.ndarray, roi: np.ndarray, ssim: np.ndarray,
                      tau_roi: float, tau_bg: float, p: float, levels: int,
                      rng: np.random.Generator) -> np.ndarray:

@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--width-multiplier", type=float, default=0.5)
     ap.add_argument("--backbone", default="", help="local HF MobileViTV2 snapshot folder to start from")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--roi-score", type=float, default=0.3, help="pseudo-RoI detection score threshold")
+    ap.add_argument("--roi-dilate", type=int, default=1, help="grow the pseudo-RoI by this many macroblocks")
+    ap.add_argument("--plain-ce", action="store_true", help="paper's plain CE instead of RoI/BG-balanced CE")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -68,13 +71,15 @@ def main(argv=None) -> int:
         return 2
     frames = read_frames(args.video, start, stop, step)
     print(f"training on {len(frames)} frames of {args.video} [{args.frames}]", flush=True)
-    detector = SSDLitePersonDetector()
+    cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, roi_score=args.roi_score,
+                    roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce)
+    detector = SSDLitePersonDetector(score_threshold=min(cfg.roi_score, cfg.accuracy_score))
     t0 = time.time()
-    tframes = prepare_frames(frames, detector)
+    tframes = prepare_frames(frames, detector, cfg.level_qps, roi_score=cfg.roi_score, roi_dilate=cfg.roi_dilate,
+                             accuracy_score=cfg.accuracy_score)
     torch.manual_seed(args.seed)
     model = EmphasisModel(EmphasisModelConfig(downsample=args.downsample, width_multiplier=args.width_multiplier,
                                               backbone_path=args.backbone))
-    cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     trainer = RERTrainer(model, detector, tframes, cfg)
     print(f"proxy emphasis thresholds: tau_roi={trainer.tau_roi:.4f} tau_bg={trainer.tau_bg:.4f}", flush=True)
     history = trainer.train(checkpoint_dir=args.checkpoint_dir or None,
