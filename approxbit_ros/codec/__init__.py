@@ -1,0 +1,7 @@
+"""ApproxBit's learned binary codec (§3.3-3.5) and its wire format."""
+from approxbit_ros.codec.binary_codec import (ApproxBitLoss, BinaryCodecConfig, BinaryDecoder, BinaryEncoder,
+                                              binarize)
+from approxbit_ros.codec.wire import BinaryPayload, PayloadError, pack_bits, unpack_bits
+
+__all__ = ["ApproxBitLoss", "BinaryCodecConfig", "BinaryDecoder", "BinaryEncoder", "BinaryPayload",
+           "PayloadError", "binarize", "pack_bits", "unpack_bits"]
