@@ -170,15 +170,19 @@ class SyntheticSceneSource(FrameSource):
             yield Frame(np.clip(img, 0, 255).astype(np.uint8), t)
 
 
-SOURCE_KINDS = ("synthetic", "video", "images", "bag")
+SOURCE_KINDS = ("synthetic", "actions", "video", "images", "bag")
 
 
 def open_source(kind: str, uri: str = "", *, width: int = 320, height: int = 240, seed: int = 0,
                 bag_topic: str = "") -> FrameSource:
-    """Open a frame source by kind: ``synthetic``, ``video`` (file path), ``images`` (folder)
-    or ``bag`` (bag folder or file)."""
+    """Open a frame source by kind: ``synthetic``, ``actions`` (ApproxBit's synthetic action
+    clips), ``video`` (file path), ``images`` (folder) or ``bag`` (bag folder or file)."""
     if kind == "synthetic":
         return SyntheticSceneSource(width or 320, height or 240, seed)
+    if kind == "actions":   # ApproxBit's synthetic action clips, back to back
+        from approxbit_ros.data.synthetic_actions import SyntheticActionFrames
+
+        return SyntheticActionFrames(width or 256, height or 256, seed)
     if kind == "video":
         return VideoFileSource(uri)
     if kind == "images":
