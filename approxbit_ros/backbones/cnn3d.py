@@ -1,0 +1,121 @@
+"""A compact 3D CNN for action recognition in the MoViNet / X3D style: a (1x3x3 + 3x1x1) stem,
+then residual blocks of pointwise expansion -> depthwise 3x3x3 -> squeeze-excite -> pointwise
+projection, global pooling and a linear head. Built from a small config; saved as
+``config.json`` + ``model.safetensors``."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import List, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+
+@dataclass
+class Cnn3dConfig:
+    num_classes: int = 13
+    stem_channels: int = 12
+    # (out channels, expansion, temporal stride, spatial stride) per block
+    blocks: List[Tuple[int, int, int, int]] = field(default_factory=lambda: [
+        (16, 2, 1, 2), (16, 2, 1, 1), (32, 3, 2, 2), (32, 3, 1, 1), (64, 3, 2, 2), (64, 3, 1, 1)])
+    dropout: float = 0.2
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.fc1 = nn.Conv3d(c, max(8, c // 4), 1)
+        self.fc2 = nn.Conv3d(max(8, c // 4), c, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool3d(x, 1)
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class MobileBlock3d(nn.Module):
+    def __init__(self, cin: int, cout: int, expand: int, st: int, ss: int):
+        super().__init__()
+        mid = cin * expand
+        self.expand = nn.Sequential(nn.Conv3d(cin, mid, 1, bias=False), nn.BatchNorm3d(mid), nn.Hardswish())
+        self.depthwise = nn.Sequential(nn.Conv3d(mid, mid, 3, stride=(st, ss, ss), padding=1, groups=mid, bias=False),
+                                       nn.BatchNorm3d(mid), nn.Hardswish())
+        self.se = SqueezeExcite(mid)
+        self.project = nn.Sequential(nn.Conv3d(mid, cout, 1, bias=False), nn.BatchNorm3d(cout))
+        self.skip = None
+        if cin != cout or st != 1 or ss != 1:
+            self.skip = nn.Sequential(nn.AvgPool3d((st, ss, ss), (st, ss, ss), ceil_mode=True),
+                                      nn.Conv3d(cin, cout, 1, bias=False), nn.BatchNorm3d(cout))
+
+    def forward(self, x):
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        return y + (x if self.skip is None else self.skip(x))
+
+
+class Cnn3dBackbone(nn.Module):
+    """``edge(x, o)``: stem + blocks[:o]; ``server(h, o)``: blocks[o:] + head (logits)."""
+
+    def __init__(self, config: Cnn3dConfig):
+        super().__init__()
+        self.config = config
+        c = config.stem_channels
+        self.stem = nn.Sequential(
+            nn.Conv3d(3, c, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False), nn.BatchNorm3d(c),
+            nn.Hardswish(),
+            nn.Conv3d(c, c, (3, 1, 1), padding=(1, 0, 0), groups=c, bias=False), nn.BatchNorm3d(c), nn.Hardswish())
+        blocks, cin = [], c
+        for cout, e, st, ss in config.blocks:
+            blocks.append(MobileBlock3d(cin, cout, e, st, ss))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(cin, config.num_classes))
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+    @staticmethod
+    def preprocess(clips_uint8: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float, zero-centred."""
+        return clips_uint8.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+    def edge(self, x: torch.Tensor, o: int) -> torch.Tensor:
+        h = self.stem(x)
+        for blk in self.blocks[:o]:
+            h = blk(h)
+        return h
+
+    def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
+        for blk in self.blocks[o:]:
+            h = blk(h)
+        return self.head(h.mean(dim=(2, 3, 4)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.server(self.edge(x, 0), 0)
+
+    def feature_channels(self, o: int) -> int:
+        return self.config.stem_channels if o == 0 else self.config.blocks[o - 1][0]
+
+    def save_pretrained(self, folder: str, extra: dict = None) -> None:
+        from safetensors.torch import save_file
+
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
+            json.dump({"model_type": "cnn3d", **asdict(self.config), **(extra or {})}, f, indent=1)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, os.path.join(folder, WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, folder: str) -> "Cnn3dBackbone":
+        from safetensors.torch import load_file
+
+        with open(os.path.join(folder, CONFIG_NAME)) as f:
+            raw = json.load(f)
+        cfg = Cnn3dConfig(**{k: raw[k] for k in Cnn3dConfig.__dataclass_fields__ if k in raw})
+        cfg.blocks = [tuple(b) for b in cfg.blocks]
+        model = cls(cfg)
+        model.load_state_dict(load_file(os.path.join(folder, WEIGHTS_NAME)))
+        return model.eval()

@@ -1,0 +1,119 @@
+"""Training a backbone from scratch on the synthetic action dataset: fresh clips every epoch
+(the generator is endless), Adam + cosine schedule, validation each epoch, resumable
+checkpoints (loaded with torch.load(weights_only=True)), seeded."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+
+
+@dataclass
+class BackboneTrainingConfig:
+    epochs: int = 12
+    clips_per_epoch: int = 2600
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_clips: int = 390
+    seed: int = 0
+    single_frame: bool = False     # baseline: every frame replaced by the middle one
+
+
+def as_input(clips: np.ndarray, single_frame: bool) -> torch.Tensor:
+    x = torch.from_numpy(clips)
+    if single_frame:
+        mid = x.shape[1] // 2
+        x = x[:, mid:mid + 1].expand(-1, x.shape[1], -1, -1, -1)
+    return x
+
+
+@torch.no_grad()
+def evaluate(model, split: str, clips: int, single_frame: bool = False, batch_size: int = 32) -> dict:
+    """Top-1 / top-5 accuracy on a split (balanced: clips is a multiple of the class count)."""
+    ds = SyntheticActions(split, clips)
+    model.eval()
+    top1 = top5 = 0
+    for i in range(0, clips, batch_size):
+        x, y = clip_batch(ds, list(range(i, min(i + batch_size, clips))))
+        logits = model(model.preprocess(as_input(x, single_frame)))
+        top = logits.topk(5, dim=1).indices
+        top1 += int((top[:, 0] == torch.from_numpy(y)).sum())
+        top5 += int((top == torch.from_numpy(y)[:, None]).any(dim=1).sum())
+    return {"top1": top1 / clips, "top5": top5 / clips}
+
+
+class BackboneTrainer:
+    def __init__(self, model, config: BackboneTrainingConfig):
+        self.model, self.cfg = model, config
+        torch.manual_seed(config.seed)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        steps = config.epochs * (config.clips_per_epoch // config.batch_size)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=config.lr, total_steps=max(steps, 1),
+                                                         pct_start=0.15)
+        self.train_set = SyntheticActions("train", config.epochs * config.clips_per_epoch)
+        self.epoch = 0
+        self.history: List[dict] = []
+
+    def train(self, checkpoint_dir: Optional[str] = None, progress: bool = True,
+              on_epoch: Optional[Callable[[dict], None]] = None) -> List[dict]:
+        from tqdm import tqdm
+
+        if checkpoint_dir and os.path.isfile(os.path.join(checkpoint_dir, "trainer_state.pt")):
+            self.load_checkpoint(checkpoint_dir)
+        cfg = self.cfg
+        rng = np.random.default_rng(cfg.seed)
+        while self.epoch < cfg.epochs:
+            self.model.train()
+            first = self.epoch * cfg.clips_per_epoch
+            order = first + rng.permutation(cfg.clips_per_epoch)
+            steps = cfg.clips_per_epoch // cfg.batch_size
+            bar = tqdm(range(steps), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not progress)
+            losses = []
+            for s in bar:
+                x, y = clip_batch(self.train_set, order[s * cfg.batch_size:(s + 1) * cfg.batch_size].tolist())
+                logits = self.model(self.model.preprocess(as_input(x, cfg.single_frame)))
+                loss = F.cross_entropy(logits, torch.from_numpy(y), label_smoothing=0.05)
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+                self.sched.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            val = evaluate(self.model, "val", cfg.val_clips, cfg.single_frame)
+            self.epoch += 1
+            stats = {"epoch": self.epoch, "loss": float(np.mean(losses)), "val_top1": val["top1"],
+                     "val_top5": val["top5"]}
+            self.history.append(stats)
+            if checkpoint_dir:
+                self.save_checkpoint(checkpoint_dir)
+            if on_epoch:
+                on_epoch(stats)
+        return self.history
+
+    def save_checkpoint(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        torch.save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                    "scheduler": self.sched.state_dict(), "epoch": self.epoch,
+                    "history": json.dumps(self.history), "torch_rng": torch.get_rng_state()},
+                   os.path.join(folder, "trainer_state.pt"))
+
+    def load_checkpoint(self, folder: str) -> None:
+        state = torch.load(os.path.join(folder, "trainer_state.pt"), weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.history = json.loads(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+def config_dict(cfg: BackboneTrainingConfig) -> dict:
+    return asdict(cfg)
