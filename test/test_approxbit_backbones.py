@@ -49,12 +49,10 @@ def test_save_and_load(tmp_path, model):
 def test_training_runs_and_resumes(tmp_path):
     from approxbit_ros.training.backbone_training import BackboneTrainer, BackboneTrainingConfig
 
-    import dataclasses
-
     cfg = BackboneTrainingConfig(epochs=2, clips_per_epoch=16, batch_size=8, val_clips=13)
     torch.manual_seed(0)
-    t1 = BackboneTrainer(Cnn3dBackbone(Cnn3dConfig()), dataclasses.replace(cfg, epochs=1))
-    hist = t1.train(str(tmp_path), progress=False)
+    t1 = BackboneTrainer(Cnn3dBackbone(Cnn3dConfig()), cfg)
+    hist = t1.train(str(tmp_path), progress=False, stop_after=1)     # interrupted after epoch 1
     assert len(hist) == 1 and 0 <= hist[0]["val_top1"] <= 1
     t2 = BackboneTrainer(Cnn3dBackbone(Cnn3dConfig()), cfg)
     t2.load_checkpoint(str(tmp_path))

@@ -63,17 +63,20 @@ class BackboneTrainer:
         self.history: List[dict] = []
 
     def train(self, checkpoint_dir: Optional[str] = None, progress: bool = True,
-              on_epoch: Optional[Callable[[dict], None]] = None) -> List[dict]:
+              on_epoch: Optional[Callable[[dict], None]] = None, stop_after: Optional[int] = None) -> List[dict]:
+        """Train to ``epochs`` (resuming from ``checkpoint_dir``); ``stop_after`` ends this call
+        after that many epochs, as an interruption would."""
         from tqdm import tqdm
 
         if checkpoint_dir and os.path.isfile(os.path.join(checkpoint_dir, "trainer_state.pt")):
             self.load_checkpoint(checkpoint_dir)
         cfg = self.cfg
-        rng = np.random.default_rng(cfg.seed)
-        while self.epoch < cfg.epochs:
+        run = 0
+        while self.epoch < cfg.epochs and (stop_after is None or run < stop_after):
+            run += 1
             self.model.train()
             first = self.epoch * cfg.clips_per_epoch
-            order = first + rng.permutation(cfg.clips_per_epoch)
+            order = first + np.random.default_rng([cfg.seed, self.epoch]).permutation(cfg.clips_per_epoch)
             steps = cfg.clips_per_epoch // cfg.batch_size
             bar = tqdm(range(steps), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not progress)
             losses = []
