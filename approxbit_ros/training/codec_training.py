@@ -1,0 +1,137 @@
+"""Training one ApproxBit configuration: the backbone is frozen; the binary encoder / decoder
+at offload point o learn with Eq. 3 (CE on the backbone's output through the decoded features +
+lambda1 * MSE reconstruction + lambda2 * binary BCE); Adam 1e-3 (paper §4). Fresh synthetic clips
+every epoch; resumable; the result is saved as a small safetensors file per configuration."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+
+from approxbit_ros.codec import ApproxBitLoss, BinaryCodecConfig, BinaryDecoder, BinaryEncoder
+from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+
+
+@dataclass
+class CodecTrainingConfig:
+    offload_point: int
+    codebook_size: int
+    spatial_encoder: bool
+    epochs: int = 4
+    clips_per_epoch: int = 1600
+    batch_size: int = 16
+    lr: float = 1e-3
+    lambda_recon: float = 1.0
+    lambda_binary: float = 1.0
+    val_clips: int = 260
+    seed: int = 0
+
+    @property
+    def config_id(self) -> str:
+        return f"o{self.offload_point}/{'enc' if self.spatial_encoder else 'noenc'}/k{self.codebook_size}"
+
+
+class ApproxBitConfiguration(torch.nn.Module):
+    """Encoder + decoder of one configuration around a frozen backbone."""
+
+    def __init__(self, backbone, offload_point: int, codebook_size: int, spatial_encoder: bool):
+        super().__init__()
+        self.backbone = backbone
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        self.o = offload_point
+        cfg = BinaryCodecConfig(backbone.feature_channels(offload_point), codebook_size, spatial_encoder)
+        self.encoder, self.decoder = BinaryEncoder(cfg), BinaryDecoder(cfg)
+
+    def forward(self, x: torch.Tensor):
+        with torch.no_grad():
+            feats = self.backbone.edge(x, self.o)
+        z, xp = self.encoder(feats)
+        rec = self.decoder(z, tuple(feats.shape[2:]))
+        return self.backbone.server(rec, self.o), feats, rec, xp
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference exactly as deployed: hard bits through the wire, decoded on the server."""
+        feats = self.backbone.edge(x, self.o)
+        bits = self.encoder.encode_bits(feats)
+        return self.backbone.server(self.decoder(bits.float(), tuple(feats.shape[2:])), self.o)
+
+
+@torch.no_grad()
+def evaluate_configuration(model: ApproxBitConfiguration, split: str, clips: int, batch_size: int = 32) -> dict:
+    ds = SyntheticActions(split, clips)
+    model.eval()
+    top1 = top5 = 0
+    for i in range(0, clips, batch_size):
+        x, y = clip_batch(ds, list(range(i, min(i + batch_size, clips))))
+        top = model.predict(model.backbone.preprocess(torch.from_numpy(x))).topk(5, dim=1).indices
+        yt = torch.from_numpy(y)
+        top1 += int((top[:, 0] == yt).sum())
+        top5 += int((top == yt[:, None]).any(dim=1).sum())
+    return {"top1": top1 / clips, "top5": top5 / clips}
+
+
+def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig, checkpoint: Optional[str] = None,
+                        progress: bool = True, on_epoch: Optional[Callable[[dict], None]] = None) -> List[dict]:
+    from tqdm import tqdm
+
+    params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    loss_fn = ApproxBitLoss(cfg.lambda_recon, cfg.lambda_binary)
+    ds = SyntheticActions("train", cfg.epochs * cfg.clips_per_epoch)
+    history: List[dict] = []
+    epoch = 0
+    if checkpoint and os.path.isfile(checkpoint):
+        state = torch.load(checkpoint, weights_only=True)
+        model.encoder.load_state_dict(state["encoder"])
+        model.decoder.load_state_dict(state["decoder"])
+        opt.load_state_dict(state["optimizer"])
+        epoch, history = int(state["epoch"]), json.loads(state["history"])
+    torch.manual_seed(cfg.seed + epoch)
+    while epoch < cfg.epochs:
+        model.train()
+        model.backbone.eval()                  # frozen, BN statistics included
+        order = epoch * cfg.clips_per_epoch + np.random.default_rng([cfg.seed, epoch]).permutation(cfg.clips_per_epoch)
+        steps = cfg.clips_per_epoch // cfg.batch_size
+        parts_sum = {"task": 0.0, "recon": 0.0, "binary": 0.0}
+        bar = tqdm(range(steps), desc=f"{cfg.config_id} epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
+        for s in bar:
+            x, y = clip_batch(ds, order[s * cfg.batch_size:(s + 1) * cfg.batch_size].tolist())
+            logits, feats, rec, xp = model(model.backbone.preprocess(torch.from_numpy(x)))
+            loss, parts = loss_fn(logits, torch.from_numpy(y), feats, rec, xp)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for k in parts_sum:
+                parts_sum[k] += parts[k] / steps
+            bar.set_postfix(task=f"{parts['task']:.3f}", recon=f"{parts['recon']:.3f}")
+        epoch += 1
+        val = evaluate_configuration(model, "val", cfg.val_clips)
+        history.append({"epoch": epoch, **parts_sum, "val_top1": val["top1"], "val_top5": val["top5"]})
+        if checkpoint:
+            os.makedirs(os.path.dirname(checkpoint) or ".", exist_ok=True)
+            torch.save({"encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict(),
+                        "optimizer": opt.state_dict(), "epoch": epoch, "history": json.dumps(history)}, checkpoint)
+        if on_epoch:
+            on_epoch(history[-1])
+    return history
+
+
+def save_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig, folder: str, extra: dict = None) -> str:
+    """encoder/decoder weights as ``<config id with / -> _>.safetensors`` + a JSON sidecar."""
+    from safetensors.torch import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    name = cfg.config_id.replace("/", "_")
+    state = {f"encoder.{k}": v.contiguous() for k, v in model.encoder.state_dict().items()}
+    state.update({f"decoder.{k}": v.contiguous() for k, v in model.decoder.state_dict().items()})
+    path = os.path.join(folder, name + ".safetensors")
+    save_file(state, path)
+    with open(os.path.join(folder, name + ".json"), "w") as f:
+        json.dump({"config_id": cfg.config_id, "training": asdict(cfg), **(extra or {})}, f, indent=1)
+    return path
