@@ -1,0 +1,70 @@
+"""approxbit_train_configs: train the eight ApproxBit configurations of a trained backbone —
+offload points at ~1/3 and ~2/3 of its FLOPs (printed), spatial encoder off / on, and two
+codebook sizes from the channel width at the offload point (D/2 and D/4, as the paper sizes K
+from the channels) — and write them next to the backbone (configs/*.safetensors + .json).
+
+    approxbit_train_configs --backbone models/approxbit/cnn3d-actions
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def plan(backbone, frames: int = 16, size: int = 64):
+    import torch
+
+    from approxbit_ros.backbones.flops import cumulative_block_flops, offload_points
+
+    cum = cumulative_block_flops(backbone, torch.zeros(1, 3, frames, size, size))
+    points = offload_points(cum)
+    return cum, points, [(o, enc, k) for o in points for enc in (False, True)
+                         for k in (max(1, backbone.feature_channels(o) // 2), max(1, backbone.feature_channels(o) // 4))]
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from approxbit_ros.backbones.cnn3d import Cnn3dBackbone
+    from approxbit_ros.training.codec_training import (ApproxBitConfiguration, CodecTrainingConfig,
+                                                       evaluate_configuration, save_configuration,
+                                                       train_configuration)
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", required=True, help="trained backbone folder")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--clips-per-epoch", type=int, default=1600)
+    ap.add_argument("--only", default="", help="comma-separated config ids to train (default: all eight)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    backbone = Cnn3dBackbone.from_pretrained(args.backbone)
+    cum, points, configs = plan(backbone)
+    total = cum[-1]
+    print("edge FLOPs by offload point: " + ", ".join(f"o{o}={c / 1e6:.1f}M ({c / total:.0%})"
+                                                       for o, c in enumerate(cum[:-1])), flush=True)
+    print(f"offload points (~1/3, ~2/3 of {total / 1e6:.1f} MFLOPs): {points}", flush=True)
+    out = os.path.join(args.backbone, "configs")
+    for o, enc, k in configs:
+        cfg = CodecTrainingConfig(offload_point=o, codebook_size=k, spatial_encoder=enc, epochs=args.epochs,
+                                  clips_per_epoch=args.clips_per_epoch, seed=args.seed)
+        if args.only and cfg.config_id not in args.only.split(","):
+            continue
+        torch.manual_seed(args.seed)
+        model = ApproxBitConfiguration(backbone, o, k, enc)
+        t0 = time.time()
+        hist = train_configuration(model, cfg, checkpoint=os.path.join("build", "approxbit_ckpt",
+                                                                       cfg.config_id.replace("/", "_") + ".pt"))
+        test = evaluate_configuration(model, "test", 1300)
+        path = save_configuration(model, cfg, out, extra={
+            "trained_by": "approxbit_train_configs " + " ".join(sys.argv[1:] if argv is None else argv),
+            "history": hist, "test": test, "train_seconds": round(time.time() - t0)})
+        print(f"{cfg.config_id}: test top-1 {test['top1']:.3f} top-5 {test['top5']:.3f} -> {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
