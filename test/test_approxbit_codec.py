@@ -128,3 +128,17 @@ def test_training_through_one_bit_codes_reconstructs_structured_features():
     with torch.no_grad():
         err = torch.nn.functional.mse_loss(dec(enc.encode_bits(x).float()), x)
     assert err < 0.05 * x.var()
+
+
+def test_attention_reduces_keys_on_large_maps_only():
+    from approxbit_ros.codec.binary_codec import SelfAttention3d
+
+    attn = SelfAttention3d(8, heads=2, max_kv=64)
+    small, large = torch.randn(1, 8, 2, 4, 4), torch.randn(1, 8, 8, 8, 8)
+    assert attn(small).shape == small.shape and attn(large).shape == large.shape
+    seen = []
+    hook = attn.attn.register_forward_hook(lambda m, inp, out: seen.append((inp[0].shape[1], inp[1].shape[1])))
+    attn(small)
+    attn(large)
+    hook.remove()
+    assert seen == [(32, 32), (512, 64)]     # queries full resolution, keys pooled to <= 64

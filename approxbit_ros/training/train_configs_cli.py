@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True, help="trained backbone folder")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--clips-per-epoch", type=int, default=1600)
+    ap.add_argument("--clips-per-epoch", type=int, default=960)
     ap.add_argument("--only", default="", help="comma-separated config ids to train (default: all eight)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
