@@ -60,3 +60,18 @@ def test_training_runs_and_resumes(tmp_path):
     for a, b in zip(t1.model.state_dict().values(), t2.model.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert len(t2.train(progress=False)) == 2
+
+
+def test_edge_encoders_cost_at_most_two_percent_of_the_backbone(model):
+    from approxbit_ros.codec import BinaryCodecConfig, BinaryEncoder
+
+    x = torch.zeros(1, 3, 16, 64, 64)
+    total = count_flops(lambda: model(x))
+    cum = cumulative_block_flops(model, x)
+    for o in offload_points(cum):
+        feats = model.edge(x, o)
+        d = model.feature_channels(o)
+        for spatial in (False, True):
+            for k in (d // 2, d // 4):
+                enc = BinaryEncoder(BinaryCodecConfig(d, k, spatial)).eval()
+                assert count_flops(lambda: enc.encode_bits(feats)) <= 0.02 * total
