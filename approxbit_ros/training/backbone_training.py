@@ -3,7 +3,6 @@
 checkpoints (loaded with torch.load(weights_only=True)), seeded."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional
@@ -13,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+from offload_common.training_state import has_training_state, load_training_state, save_training_state
 
 
 @dataclass
@@ -68,7 +68,7 @@ class BackboneTrainer:
         after that many epochs, as an interruption would."""
         from tqdm import tqdm
 
-        if checkpoint_dir and os.path.isfile(os.path.join(checkpoint_dir, "trainer_state.pt")):
+        if checkpoint_dir and has_training_state(self._state_path(checkpoint_dir)):
             self.load_checkpoint(checkpoint_dir)
         cfg = self.cfg
         run = 0
@@ -101,21 +101,16 @@ class BackboneTrainer:
                 on_epoch(stats)
         return self.history
 
+    def _state_path(self, folder: str) -> str:
+        return os.path.join(folder, "trainer_state.pt")
+
     def save_checkpoint(self, folder: str) -> None:
-        os.makedirs(folder, exist_ok=True)
-        torch.save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                    "scheduler": self.sched.state_dict(), "epoch": self.epoch,
-                    "history": json.dumps(self.history), "torch_rng": torch.get_rng_state()},
-                   os.path.join(folder, "trainer_state.pt"))
+        save_training_state(self._state_path(folder), modules={"model": self.model}, optimizer=self.opt,
+                            scheduler=self.sched, epoch=self.epoch, history=self.history)
 
     def load_checkpoint(self, folder: str) -> None:
-        state = torch.load(os.path.join(folder, "trainer_state.pt"), weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
-        self.history = json.loads(state["history"])
-        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.history, _ = load_training_state(self._state_path(folder), modules={"model": self.model},
+                                                          optimizer=self.opt, scheduler=self.sched)
 
 
 def config_dict(cfg: BackboneTrainingConfig) -> dict:

@@ -14,6 +14,7 @@ import torch
 
 from approxbit_ros.codec import ApproxBitLoss, BinaryCodecConfig, BinaryDecoder, BinaryEncoder
 from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+from offload_common.training_state import has_training_state, load_training_state, save_training_state
 
 
 @dataclass
@@ -86,12 +87,9 @@ def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig,
     ds = SyntheticActions("train", cfg.epochs * cfg.clips_per_epoch)
     history: List[dict] = []
     epoch = 0
-    if checkpoint and os.path.isfile(checkpoint):
-        state = torch.load(checkpoint, weights_only=True)
-        model.encoder.load_state_dict(state["encoder"])
-        model.decoder.load_state_dict(state["decoder"])
-        opt.load_state_dict(state["optimizer"])
-        epoch, history = int(state["epoch"]), json.loads(state["history"])
+    codec_modules = {"encoder": model.encoder, "decoder": model.decoder}
+    if has_training_state(checkpoint):
+        epoch, history, _ = load_training_state(checkpoint, modules=codec_modules, optimizer=opt)
     torch.manual_seed(cfg.seed + epoch)
     while epoch < cfg.epochs:
         model.train()
@@ -114,9 +112,7 @@ def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig,
         val = evaluate_configuration(model, "val", cfg.val_clips)
         history.append({"epoch": epoch, **parts_sum, "val_top1": val["top1"], "val_top5": val["top5"]})
         if checkpoint:
-            os.makedirs(os.path.dirname(checkpoint) or ".", exist_ok=True)
-            torch.save({"encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict(),
-                        "optimizer": opt.state_dict(), "epoch": epoch, "history": json.dumps(history)}, checkpoint)
+            save_training_state(checkpoint, modules=codec_modules, optimizer=opt, epoch=epoch, history=history)
         if on_epoch:
             on_epoch(history[-1])
     return history

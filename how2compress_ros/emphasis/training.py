@@ -37,6 +37,7 @@ from how2compress_ros.codec import levels_to_qp_map, mb_grid
 from how2compress_ros.detectors.base import Box, Detector
 from how2compress_ros.detectors.metrics import match, score_frames
 from how2compress_ros.emphasis.model import EmphasisModel
+from offload_common.training_state import save_training_state, load_training_state
 from how2compress_ros.emphasis.proxy import (dilate_mask, dual_exploration, macroblock_ssim,
                                              proxy_emphasis_thresholds, raise_missed_objects, roi_mask)
 
@@ -203,28 +204,18 @@ class RERTrainer:
         return self.history
 
     def save_checkpoint(self, folder: str) -> None:
-        os.makedirs(folder, exist_ok=True)
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "epoch": self.epoch,
-            "proxies": [torch.from_numpy(f.proxy.astype(np.int64)) if f.proxy is not None else torch.empty(0)
-                        for f in self.frames],
-            "rng": json.dumps(self.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-            "history": json.dumps([asdict(h) for h in self.history]),
-        }
-        torch.save(state, os.path.join(folder, "trainer_state.pt"))
+        save_training_state(
+            os.path.join(folder, "trainer_state.pt"), modules={"model": self.model}, optimizer=self.opt,
+            scheduler=self.sched, epoch=self.epoch, history=[asdict(h) for h in self.history],
+            proxies=[torch.from_numpy(f.proxy.astype(np.int64)) if f.proxy is not None else torch.empty(0)
+                     for f in self.frames],
+            rng=json.dumps(self.rng.bit_generator.state))
 
     def load_checkpoint(self, folder: str) -> None:
-        state = torch.load(os.path.join(folder, "trainer_state.pt"), weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
+        self.epoch, history, state = load_training_state(os.path.join(folder, "trainer_state.pt"),
+                                                         modules={"model": self.model}, optimizer=self.opt,
+                                                         scheduler=self.sched)
+        self.history = [EpochStats(**h) for h in history]
         for f, t in zip(self.frames, state["proxies"]):
             f.proxy = t.numpy() if t.numel() else None
         self.rng.bit_generator.state = json.loads(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = [EpochStats(**h) for h in json.loads(state["history"])]
