@@ -90,9 +90,8 @@ class How2CompressEdge:
         self._size: Optional[Tuple[int, int]] = None
         self._levels: Optional[np.ndarray] = None
         self._map_age = 0
-        self._frame_index = 0
         self._force_keyframe = False
-        self.config = self.set_config(config_id)
+        self.set_config(config_id)
 
     def set_config(self, config_id: str) -> H2CConfig:
         cfg = parse_config_id(config_id)
@@ -147,7 +146,6 @@ class How2CompressEdge:
         for u in units:
             out.append(EncodedPayload(u.data, u.keyframe, u.pts, self.settings.gop, w, h, self.config,
                                       levels, self._map_age if levels is not None else 0, model_ms, encode_ms))
-        self._frame_index += 1
         return out
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -130,7 +129,3 @@ def config_path(name: str) -> str:
     """Path of a parameter file in this source tree's config/ folder."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return os.path.join(here, "config", name)
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use
-    print("use tools/run_demo.py", file=sys.stderr)

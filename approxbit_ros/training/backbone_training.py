@@ -36,18 +36,25 @@ def as_input(clips: np.ndarray, single_frame: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, split: str, clips: int, single_frame: bool = False, batch_size: int = 32) -> dict:
-    """Top-1 / top-5 accuracy on a split (balanced: clips is a multiple of the class count)."""
+def split_accuracy(predict: Callable[[np.ndarray], torch.Tensor], split: str, clips: int,
+                   batch_size: int = 32) -> dict:
+    """Top-1 / top-5 accuracy of ``predict`` (uint8 clips -> logits) on a split (balanced:
+    clips is a multiple of the class count)."""
     ds = SyntheticActions(split, clips)
-    model.eval()
     top1 = top5 = 0
     for i in range(0, clips, batch_size):
         x, y = clip_batch(ds, list(range(i, min(i + batch_size, clips))))
-        logits = model(model.preprocess(as_input(x, single_frame)))
-        top = logits.topk(5, dim=1).indices
-        top1 += int((top[:, 0] == torch.from_numpy(y)).sum())
-        top5 += int((top == torch.from_numpy(y)[:, None]).any(dim=1).sum())
+        top = predict(x).topk(5, dim=1).indices
+        yt = torch.from_numpy(y)
+        top1 += int((top[:, 0] == yt).sum())
+        top5 += int((top == yt[:, None]).any(dim=1).sum())
     return {"top1": top1 / clips, "top5": top5 / clips}
+
+
+def evaluate(model, split: str, clips: int, single_frame: bool = False, batch_size: int = 32) -> dict:
+    """Accuracy of a whole backbone (edge-only)."""
+    model.eval()
+    return split_accuracy(lambda x: model(model.preprocess(as_input(x, single_frame))), split, clips, batch_size)
 
 
 class BackboneTrainer:

@@ -14,6 +14,7 @@ import torch
 
 from approxbit_ros.codec import ApproxBitLoss, BinaryCodecConfig, BinaryDecoder, BinaryEncoder
 from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+from approxbit_ros.training.backbone_training import split_accuracy
 from offload_common.training_state import has_training_state, load_training_state, save_training_state
 
 
@@ -63,18 +64,11 @@ class ApproxBitConfiguration(torch.nn.Module):
         return self.backbone.server(self.decoder(bits.float(), tuple(feats.shape[2:])), self.o)
 
 
-@torch.no_grad()
 def evaluate_configuration(model: ApproxBitConfiguration, split: str, clips: int, batch_size: int = 32) -> dict:
-    ds = SyntheticActions(split, clips)
+    """Accuracy of the deployed path (hard bits) of one configuration."""
     model.eval()
-    top1 = top5 = 0
-    for i in range(0, clips, batch_size):
-        x, y = clip_batch(ds, list(range(i, min(i + batch_size, clips))))
-        top = model.predict(model.backbone.preprocess(torch.from_numpy(x))).topk(5, dim=1).indices
-        yt = torch.from_numpy(y)
-        top1 += int((top[:, 0] == yt).sum())
-        top5 += int((top == yt[:, None]).any(dim=1).sum())
-    return {"top1": top1 / clips, "top5": top5 / clips}
+    return split_accuracy(lambda x: model.predict(model.backbone.preprocess(torch.from_numpy(x))), split, clips,
+                          batch_size)
 
 
 def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig, checkpoint: Optional[str] = None,
