@@ -29,6 +29,9 @@ class BinaryCodecConfig:
     codebook_size: int            # K: code bits per position
     spatial_encoder: bool = False
     attention_heads: int = 4
+    # DeepCOD-style baseline: the codes stay float (no sigmoid / threshold) and travel as
+    # float32; the architecture is otherwise identical
+    float_codes: bool = False
 
     def validate(self) -> None:
         if self.channels < 1 or self.codebook_size < 1:
@@ -59,14 +62,19 @@ class BinaryEncoder(nn.Module):
         return self.compress(x)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(codes in {0,1} with straight-through gradient, X')."""
+        """(codes in {0,1} with straight-through gradient — or X' itself with float codes, X')."""
         xp = self.logits(x)
-        return binarize(xp), xp
+        return (xp if self.config.float_codes else binarize(xp)), xp
 
     @torch.no_grad()
     def encode_bits(self, x: torch.Tensor) -> torch.Tensor:
         """Inference: uint8 codes (B, K, T', H', W')."""
         return (self.logits(x) > 0).to(torch.uint8)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference: what is transmitted — uint8 bits, or float32 codes with ``float_codes``."""
+        return self.logits(x).float() if self.config.float_codes else self.encode_bits(x)
 
 
 class ResBlock3d(nn.Module):

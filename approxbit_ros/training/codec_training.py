@@ -31,22 +31,30 @@ class CodecTrainingConfig:
     lambda_binary: float = 1.0
     val_clips: int = 260
     seed: int = 0
+    # DeepCOD-style float baseline: codes not binarised (binary loss off); the id names the
+    # compression ratio against the float32 feature map
+    float_codes: bool = False
+    compression_ratio: int = 0
 
     @property
     def config_id(self) -> str:
+        if self.float_codes:
+            return f"o{self.offload_point}/deepcod/r{self.compression_ratio}"
         return f"o{self.offload_point}/{'enc' if self.spatial_encoder else 'noenc'}/k{self.codebook_size}"
 
 
 class ApproxBitConfiguration(torch.nn.Module):
     """Encoder + decoder of one configuration around a frozen backbone."""
 
-    def __init__(self, backbone, offload_point: int, codebook_size: int, spatial_encoder: bool):
+    def __init__(self, backbone, offload_point: int, codebook_size: int, spatial_encoder: bool,
+                 float_codes: bool = False):
         super().__init__()
         self.backbone = backbone
         for p in backbone.parameters():
             p.requires_grad_(False)
         self.o = offload_point
-        cfg = BinaryCodecConfig(backbone.feature_channels(offload_point), codebook_size, spatial_encoder)
+        cfg = BinaryCodecConfig(backbone.feature_channels(offload_point), codebook_size, spatial_encoder,
+                                float_codes=float_codes)
         self.encoder, self.decoder = BinaryEncoder(cfg), BinaryDecoder(cfg)
 
     def forward(self, x: torch.Tensor):
@@ -60,8 +68,8 @@ class ApproxBitConfiguration(torch.nn.Module):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Inference exactly as deployed: hard bits through the wire, decoded on the server."""
         feats = self.backbone.edge(x, self.o)
-        bits = self.encoder.encode_bits(feats)
-        return self.backbone.server(self.decoder(bits.float(), tuple(feats.shape[2:])), self.o)
+        codes = self.encoder.encode(feats)
+        return self.backbone.server(self.decoder(codes.float(), tuple(feats.shape[2:])), self.o)
 
 
 def evaluate_configuration(model: ApproxBitConfiguration, split: str, clips: int, batch_size: int = 32) -> dict:
@@ -77,7 +85,7 @@ def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig,
 
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    loss_fn = ApproxBitLoss(cfg.lambda_recon, cfg.lambda_binary)
+    loss_fn = ApproxBitLoss(cfg.lambda_recon, 0.0 if cfg.float_codes else cfg.lambda_binary)
     ds = SyntheticActions("train", cfg.epochs * cfg.clips_per_epoch)
     history: List[dict] = []
     epoch = 0

@@ -2,8 +2,11 @@
 offload points at ~1/3 and ~2/3 of its FLOPs (printed), spatial encoder off / on, and two
 codebook sizes from the channel width at the offload point (D/2 and D/4, as the paper sizes K
 from the channels) — and write them next to the backbone (configs/*.safetensors + .json).
+With ``--deepcod`` it trains the DeepCOD-style float baselines instead: the same encoder (spatial
+encoder on) and decoder, codes left float32, sized to 1/32 and 1/128 of the float32 feature map.
 
     approxbit_train_configs --backbone models/approxbit/cnn3d-actions
+    approxbit_train_configs --backbone models/approxbit/cnn3d-actions --deepcod
 """
 from __future__ import annotations
 
@@ -11,6 +14,18 @@ import argparse
 import os
 import sys
 import time
+
+
+DEEPCOD_RATIOS = (32, 128)
+
+
+def deepcod_codebook_size(channels: int, ratio: int) -> int:
+    """K float32 codes per position after the spatial encoder (8x fewer positions) so that the
+    payload is 1/ratio of the float32 feature map."""
+    k = channels * 8 // ratio
+    if k < 1 or channels * 8 % ratio:
+        raise ValueError(f"no integer K gives 1/{ratio} of a {channels}-channel map")
+    return k
 
 
 def plan(backbone, frames: int = 16, size: int = 64):
@@ -39,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated config ids to train (default: all eight)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--deepcod", action="store_true", help="train the DeepCOD-style float baselines instead")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     backbone = Cnn3dBackbone.from_pretrained(args.backbone)
@@ -48,13 +64,19 @@ def main(argv=None) -> int:
                                                        for o, c in enumerate(cum[:-1])), flush=True)
     print(f"offload points (~1/3, ~2/3 of {total / 1e6:.1f} MFLOPs): {points}", flush=True)
     out = os.path.join(args.backbone, "configs")
-    for o, enc, k in configs:
-        cfg = CodecTrainingConfig(offload_point=o, codebook_size=k, spatial_encoder=enc, epochs=args.epochs,
-                                  clips_per_epoch=args.clips_per_epoch, seed=args.seed)
+    if args.deepcod:
+        jobs = [CodecTrainingConfig(offload_point=o, codebook_size=deepcod_codebook_size(
+                    backbone.feature_channels(o), r), spatial_encoder=True, float_codes=True, compression_ratio=r)
+                for o in points for r in DEEPCOD_RATIOS]
+    else:
+        jobs = [CodecTrainingConfig(offload_point=o, codebook_size=k, spatial_encoder=enc) for o, enc, k in configs]
+    for cfg in jobs:
+        cfg.epochs, cfg.clips_per_epoch, cfg.seed = args.epochs, args.clips_per_epoch, args.seed
         if args.only and cfg.config_id not in args.only.split(","):
             continue
         torch.manual_seed(args.seed)
-        model = ApproxBitConfiguration(backbone, o, k, enc)
+        model = ApproxBitConfiguration(backbone, cfg.offload_point, cfg.codebook_size, cfg.spatial_encoder,
+                                       cfg.float_codes)
         t0 = time.time()
         hist = train_configuration(model, cfg, checkpoint=os.path.join("build", "approxbit_ckpt",
                                                                        cfg.config_id.replace("/", "_") + ".pt"))

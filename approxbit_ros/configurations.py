@@ -1,0 +1,139 @@
+"""The preloaded set of ApproxBit configurations of one backbone, addressed by configuration id.
+
+Ids (carried in every payload, chosen by the link monitor):
+- ``<backbone>/o<o>/<enc|noenc>/k<K>``: ApproxBit binary codes at offload point o, spatial
+  encoder on / off, codebook size K (trained, ``configs/*.safetensors`` next to the backbone);
+- ``<backbone>/o<o>/deepcod/r<R>``: DeepCOD-style float codes, 1/R of the float32 map (trained);
+- ``<backbone>/o<o>/float32``: DNN-Surgery, the raw float32 feature map (no weights);
+- ``edge_only``: the whole backbone runs on the edge, nothing is sent.
+
+Every configuration's weights are loaded once, at start; switching is a dictionary lookup.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from approxbit_ros.codec import BinaryCodecConfig, BinaryDecoder, BinaryEncoder
+
+EDGE_ONLY = "edge_only"
+
+
+class ConfigIdError(ValueError):
+    """A configuration id this set does not hold."""
+
+
+@dataclass
+class Configuration:
+    """One way of splitting the backbone. ``encoder`` / ``decoder`` are None for float32."""
+    config_id: str
+    offload_point: int
+    spatial_encoder: bool
+    codebook_size: int                  # K code channels (feature channels D for float32)
+    kind: str                           # "binary", "deepcod" or "float32"
+    encoder: Optional[BinaryEncoder] = None
+    decoder: Optional[BinaryDecoder] = None
+    test_top1: Optional[float] = None   # from the training sidecar, if any
+
+    @property
+    def float_codes(self) -> bool:
+        return self.kind != "binary"
+
+
+def load_backbone(folder: str):
+    """A backbone folder (config.json + model.safetensors) -> (model in eval mode, name, labels)."""
+    with open(os.path.join(folder, "config.json")) as f:
+        raw = json.load(f)
+    kind = raw.get("model_type")
+    if kind == "cnn3d":
+        from approxbit_ros.backbones.cnn3d import Cnn3dBackbone
+
+        model = Cnn3dBackbone.from_pretrained(folder)
+    else:
+        raise ValueError(f"{folder}: unknown backbone model_type {kind!r}")
+    labels = raw.get("labels")
+    if not labels:
+        from approxbit_ros.data.synthetic_actions import CLASSES
+
+        labels = list(CLASSES) if raw.get("num_classes") == len(CLASSES) else [str(i) for i in
+                                                                             range(raw["num_classes"])]
+    return model.eval(), kind, list(labels)
+
+
+class ConfigurationSet:
+    """A backbone and every configuration of it, preloaded."""
+
+    def __init__(self, backbone, name: str, labels: Sequence[str], configurations: Dict[str, Configuration],
+                 clip_frames: int = 16, clip_size: int = 64):
+        self.backbone, self.name, self.labels = backbone, name, list(labels)
+        self.configurations = configurations
+        self.clip_frames, self.clip_size = clip_frames, clip_size
+
+    @classmethod
+    def from_pretrained(cls, folder: str, only: Optional[Sequence[str]] = None,
+                        raw_features: bool = True) -> "ConfigurationSet":
+        """Load the backbone in ``folder`` and every trained configuration in ``folder/configs``
+        (``only``: local ids like ``o2/enc/k4`` to restrict to). ``raw_features`` adds the
+        DNN-Surgery float32 configuration at each trained offload point."""
+        backbone, name, labels = load_backbone(folder)
+        configs: Dict[str, Configuration] = {}
+        for sidecar in sorted(glob.glob(os.path.join(folder, "configs", "*.json"))):
+            with open(sidecar) as f:
+                meta = json.load(f)
+            local = meta["config_id"]
+            if only is not None and local not in only:
+                continue
+            t = meta["training"]
+            kind = "deepcod" if t.get("float_codes") else "binary"
+            ccfg = BinaryCodecConfig(backbone.feature_channels(t["offload_point"]), t["codebook_size"],
+                                     t["spatial_encoder"], float_codes=kind == "deepcod")
+            enc, dec = BinaryEncoder(ccfg), BinaryDecoder(ccfg)
+            _load_codec(enc, dec, sidecar[:-len(".json")] + ".safetensors")
+            cid = f"{name}/{local}"
+            configs[cid] = Configuration(cid, t["offload_point"], t["spatial_encoder"], t["codebook_size"], kind,
+                                         enc.eval(), dec.eval(), (meta.get("test") or {}).get("top1"))
+        if raw_features:
+            for o in sorted({c.offload_point for c in configs.values()}):
+                cid = f"{name}/o{o}/float32"
+                if only is None or f"o{o}/float32" in only:
+                    configs[cid] = Configuration(cid, o, False, backbone.feature_channels(o), "float32")
+        return cls(backbone, name, labels, configs)
+
+    @property
+    def ids(self) -> List[str]:
+        return list(self.configurations) + [EDGE_ONLY]
+
+    def get(self, config_id: str) -> Configuration:
+        try:
+            return self.configurations[config_id]
+        except KeyError:
+            raise ConfigIdError(f"unknown configuration {config_id!r}; this set holds "
+                                f"{', '.join(self.ids)}") from None
+
+    def check(self, config_id: str) -> None:
+        """Raise ConfigIdError unless ``config_id`` is edge_only or held here."""
+        if config_id != EDGE_ONLY:
+            self.get(config_id)
+
+
+def _load_codec(encoder: BinaryEncoder, decoder: BinaryDecoder, path: str) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+    decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")})
+
+
+@torch.no_grad()
+def warm_up(configs: ConfigurationSet) -> None:
+    """Run every configuration once on a zero clip so the first real clip pays no lazy setup."""
+    x = torch.zeros(1, 3, configs.clip_frames, configs.clip_size, configs.clip_size)
+    for c in configs.configurations.values():
+        f = configs.backbone.edge(x, c.offload_point)
+        if c.encoder is not None:
+            c.decoder(c.encoder.encode(f).float(), tuple(f.shape[2:]))

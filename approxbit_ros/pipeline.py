@@ -1,0 +1,234 @@
+"""ApproxBit edge and server logic, without ROS: the nodes only convert messages.
+
+Edge: camera frames -> ``ClipBuffer`` (centre crop, resize, clips of ``frames`` every ``stride``)
+-> ``ApproxBitEdge`` (backbone up to the offload point + binary encoder of the active
+configuration -> ``BinaryPayload``; or the whole backbone for edge_only).
+Server: ``ApproxBitServer`` checks every field of a payload against the configuration its id
+names, decodes the bits, runs the decoder and the rest of the backbone -> ``Prediction``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from approxbit_ros.codec.wire import ENCODING_BITS, ENCODING_FLOAT32, BinaryPayload, PayloadError
+from approxbit_ros.configurations import EDGE_ONLY, Configuration, ConfigurationSet
+from offload_common.payload_checks import (SUPPORTED_FORMAT_VERSION, PayloadCounters, PayloadRejected,
+                                           SequenceTracker)
+
+MAX_FEATURE_ELEMENTS = 1 << 24
+
+
+@dataclass
+class Clip:
+    frames: np.ndarray            # (T, S, S, 3) uint8
+    first_stamp_ns: int
+    last_stamp_ns: int
+    index: int                    # clips emitted so far by this buffer
+
+
+class ClipBuffer:
+    """Frames of any size -> square model-size frames -> a clip of ``frames`` every ``stride``
+    frames (stride = frames: back-to-back clips)."""
+
+    def __init__(self, frames: int = 16, stride: int = 16, size: int = 64):
+        if frames < 1 or stride < 1 or size < 8:
+            raise ValueError(f"bad clip buffer: frames {frames}, stride {stride}, size {size}")
+        self.frames, self.stride, self.size = frames, stride, size
+        self._buf: List[Tuple[np.ndarray, int]] = []
+        self._since_last = 0
+        self.emitted = 0
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """Centre crop to a square, then resize to size x size (area interpolation)."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        s = min(h, w)
+        y0, x0 = (h - s) // 2, (w - s) // 2
+        sq = rgb[y0:y0 + s, x0:x0 + s]
+        if s == self.size:
+            return np.ascontiguousarray(sq)
+        interp = cv2.INTER_AREA if s > self.size else cv2.INTER_LINEAR
+        return cv2.resize(np.ascontiguousarray(sq), (self.size, self.size), interpolation=interp)
+
+    def push(self, rgb: np.ndarray, stamp_ns: int) -> Optional[Clip]:
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an RGB frame (H, W, 3), got {rgb.shape}")
+        self._buf.append((self.prepare(rgb), stamp_ns))
+        if len(self._buf) > self.frames:
+            self._buf.pop(0)
+        self._since_last += 1
+        if len(self._buf) < self.frames or (self.emitted and self._since_last < self.stride):
+            return None
+        self._since_last = 0
+        clip = Clip(np.stack([f for f, _ in self._buf]), self._buf[0][1], self._buf[-1][1], self.emitted)
+        self.emitted += 1
+        return clip
+
+    def reset(self) -> None:
+        self._buf.clear()
+        self._since_last = 0
+
+
+@dataclass
+class Prediction:
+    class_id: int
+    label: str
+    score: float
+    topk_ids: List[int] = field(default_factory=list)
+    topk_labels: List[str] = field(default_factory=list)
+    topk_scores: List[float] = field(default_factory=list)
+
+
+def predict_topk(logits: torch.Tensor, labels: Sequence[str], k: int = 5) -> Prediction:
+    """(1, C) or (C,) logits -> top-k softmax prediction."""
+    p = torch.softmax(logits.reshape(-1).float(), 0)
+    s, i = p.topk(min(k, p.numel()))
+    ids = [int(v) for v in i]
+    return Prediction(ids[0], labels[ids[0]], float(s[0]), ids, [labels[j] for j in ids], [float(v) for v in s])
+
+
+def clip_tensor(frames: np.ndarray, backbone) -> torch.Tensor:
+    return backbone.preprocess(torch.from_numpy(np.ascontiguousarray(frames))[None])
+
+
+@dataclass
+class EdgeOutput:
+    config_id: str
+    payload: Optional[BinaryPayload]          # None for edge_only
+    configuration: Optional[Configuration]
+    feature_shape: Tuple[int, int, int]
+    prediction: Optional[Prediction]          # edge_only result
+    preprocess_ms: float
+    model_ms: float
+    encode_ms: float
+
+    def wire_fields(self, backbone: str) -> dict:
+        """The payload's self-describing fields (BinaryFeatures), as ``ApproxBitServer.handle``
+        takes them."""
+        c, p = self.configuration, self.payload
+        return dict(config_id=self.config_id, backbone=backbone, offload_index=c.offload_point,
+                    spatial_encoder=c.spatial_encoder, codebook_size=c.codebook_size, encoding=p.encoding,
+                    bit_order=p.bit_order, shape=list(p.shape), feature_shape=list(self.feature_shape),
+                    crc32=p.crc32, data=p.data)
+
+
+class ApproxBitEdge:
+    def __init__(self, configs: ConfigurationSet, config_id: str, topk: int = 5):
+        self.configs, self.topk = configs, topk
+        self.set_config(config_id)
+
+    def set_config(self, config_id: str) -> None:
+        """Switch configuration (all are preloaded: a lookup). Raises ConfigIdError."""
+        self.configs.check(config_id)
+        self.config_id = config_id
+
+    @torch.no_grad()
+    def process(self, frames: np.ndarray) -> EdgeOutput:
+        cid = self.config_id
+        t0 = time.perf_counter()
+        x = clip_tensor(frames, self.configs.backbone)
+        t1 = time.perf_counter()
+        bb = self.configs.backbone
+        if cid == EDGE_ONLY:
+            logits = bb(x)
+            t2 = time.perf_counter()
+            return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
+                              _ms(t0, t1), _ms(t1, t2), 0.0)
+        c = self.configs.get(cid)
+        feats = bb.edge(x, c.offload_point)
+        t2 = time.perf_counter()
+        if c.kind == "float32":
+            payload = BinaryPayload.from_floats(feats[0].numpy(), half=False)
+        elif c.kind == "deepcod":
+            payload = BinaryPayload.from_floats(c.encoder.encode(feats)[0].numpy(), half=False)
+        else:
+            payload = BinaryPayload.from_bits(c.encoder.encode_bits(feats)[0].numpy())
+        t3 = time.perf_counter()
+        return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
+                          _ms(t2, t3))
+
+
+@dataclass
+class ServerResult:
+    prediction: Prediction
+    decode_ms: float
+    server_ms: float
+
+
+class ApproxBitServer:
+    """Validates and decodes payloads of any configuration of the set, per stream."""
+
+    def __init__(self, configs: ConfigurationSet, max_payload_bytes: int = 8_000_000, topk: int = 5):
+        self.configs, self.max_payload_bytes, self.topk = configs, max_payload_bytes, topk
+        self.counters = PayloadCounters()
+        self.sequences = SequenceTracker()
+
+    def _expect(self, ok: bool, reason: str, detail: str) -> None:
+        if not ok:
+            raise self.counters.reject(reason, detail)
+
+    def check(self, *, format_version: int, config_id: str, backbone: str, offload_index: int,
+              spatial_encoder: bool, codebook_size: int, encoding: int, shape: Sequence[int],
+              feature_shape: Sequence[int], data_len: int) -> Configuration:
+        """The configuration a payload's fields describe, or PayloadRejected."""
+        self._expect(format_version == SUPPORTED_FORMAT_VERSION, "version", f"format_version {format_version}")
+        self._expect(0 < data_len <= self.max_payload_bytes, "size",
+                     f"{data_len} bytes (limit {self.max_payload_bytes})")
+        self._expect(config_id in self.configs.configurations, "config",
+                     f"unknown configuration {config_id!r}")
+        c = self.configs.configurations[config_id]
+        self._expect(backbone == self.configs.name, "backbone", f"{backbone!r}, server runs {self.configs.name!r}")
+        got = (int(offload_index), bool(spatial_encoder), int(codebook_size))
+        want = (c.offload_point, c.spatial_encoder, c.codebook_size)
+        self._expect(got == want, "fields", f"(offload, spatial encoder, K) {got} but {config_id} has {want}")
+        want_enc = ENCODING_BITS if c.kind == "binary" else ENCODING_FLOAT32
+        self._expect(encoding == want_enc, "encoding", f"encoding {encoding}, {config_id} sends {want_enc}")
+        shape, fs = [int(s) for s in shape], [int(s) for s in feature_shape]
+        self._expect(len(shape) == 4 and len(fs) == 3 and min(shape + fs) > 0, "shape",
+                     f"shape {shape}, feature shape {fs}")
+        self._expect(shape[0] == c.codebook_size, "shape", f"{shape[0]} code channels, K = {c.codebook_size}")
+        self._expect(int(np.prod(fs)) * c.codebook_size <= MAX_FEATURE_ELEMENTS
+                     and int(np.prod(fs)) * self.configs.backbone.feature_channels(c.offload_point)
+                     <= MAX_FEATURE_ELEMENTS, "shape", f"feature map {fs} too large")
+        codes = [(d + 1) // 2 for d in fs] if c.spatial_encoder else fs
+        self._expect(shape[1:] == codes, "shape", f"code shape {shape[1:]} does not fit feature shape {fs}")
+        return c
+
+    @torch.no_grad()
+    def handle(self, stream_id: str, seq: int, *, crc32: int, data: bytes, bit_order: int = 0,
+               format_version: int = SUPPORTED_FORMAT_VERSION, **fields) -> ServerResult:
+        """Decode one payload (``fields``: the keyword arguments of ``check``). Raises
+        PayloadRejected; a rejected payload does not advance the stream's sequence."""
+        self.counters.received += 1
+        c = self.check(data_len=len(data), format_version=format_version, **fields)
+        why = self.sequences.check(stream_id, seq)
+        self._expect(why is None, "sequence", str(why))
+        t0 = time.perf_counter()
+        payload = BinaryPayload(tuple(int(s) for s in fields["shape"]), data, fields["encoding"], bit_order, crc32)
+        try:
+            codes = torch.from_numpy(np.ascontiguousarray(payload.decode()))[None]
+        except PayloadError as exc:
+            raise self.counters.reject("payload", str(exc)) from None
+        fs = tuple(int(s) for s in fields["feature_shape"])
+        feats = codes.float() if c.kind == "float32" else c.decoder(codes.float(), fs)
+        t1 = time.perf_counter()
+        logits = self.configs.backbone.server(feats, c.offload_point)
+        pred = predict_topk(logits, self.configs.labels, self.topk)
+        t2 = time.perf_counter()
+        self.counters.lost += self.sequences.accept(stream_id, seq)
+        self.counters.accepted += 1
+        return ServerResult(pred, _ms(t0, t1), _ms(t1, t2))
+
+
+def _ms(a: float, b: float) -> float:
+    return 1000.0 * (b - a)
+
+
+__all__ = ["ApproxBitEdge", "ApproxBitServer", "Clip", "ClipBuffer", "EdgeOutput", "PayloadRejected", "Prediction",
+           "ServerResult", "predict_topk"]
