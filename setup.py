@@ -13,6 +13,8 @@ NODES = {
     "result_reporter": "offload_common.nodes.result_reporter:main",
     "h2c_edge": "how2compress_ros.nodes.edge_node:main",
     "h2c_server": "how2compress_ros.nodes.server_node:main",
+    "approxbit_edge": "approxbit_ros.nodes.edge_node:main",
+    "approxbit_server": "approxbit_ros.nodes.server_node:main",
 }
 
 # command-line tools (not ROS nodes)

@@ -104,6 +104,19 @@ class ConfigurationSet:
                     configs[cid] = Configuration(cid, o, False, backbone.feature_channels(o), "float32")
         return cls(backbone, name, labels, configs)
 
+    def to(self, device: str) -> "ConfigurationSet":
+        """Move the backbone and every codec to ``device`` (e.g. ``cuda``); returns self."""
+        self.backbone.to(device)
+        for c in self.configurations.values():
+            for m in (c.encoder, c.decoder):
+                if m is not None:
+                    m.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
     @property
     def ids(self) -> List[str]:
         return list(self.configurations) + [EDGE_ONLY]

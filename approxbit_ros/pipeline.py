@@ -94,7 +94,9 @@ def predict_topk(logits: torch.Tensor, labels: Sequence[str], k: int = 5) -> Pre
 
 
 def clip_tensor(frames: np.ndarray, backbone) -> torch.Tensor:
-    return backbone.preprocess(torch.from_numpy(np.ascontiguousarray(frames))[None])
+    """(T, H, W, 3) uint8 -> (1, 3, T, H, W) model input on the backbone's device."""
+    device = next(backbone.parameters()).device
+    return backbone.preprocess(torch.from_numpy(np.ascontiguousarray(frames))[None].to(device))
 
 
 @dataclass
@@ -144,11 +146,11 @@ class ApproxBitEdge:
         feats = bb.edge(x, c.offload_point)
         t2 = time.perf_counter()
         if c.kind == "float32":
-            payload = BinaryPayload.from_floats(feats[0].numpy(), half=False)
+            payload = BinaryPayload.from_floats(feats[0].cpu().numpy(), half=False)
         elif c.kind == "deepcod":
-            payload = BinaryPayload.from_floats(c.encoder.encode(feats)[0].numpy(), half=False)
+            payload = BinaryPayload.from_floats(c.encoder.encode(feats)[0].cpu().numpy(), half=False)
         else:
-            payload = BinaryPayload.from_bits(c.encoder.encode_bits(feats)[0].numpy())
+            payload = BinaryPayload.from_bits(c.encoder.encode_bits(feats)[0].cpu().numpy())
         t3 = time.perf_counter()
         return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
                           _ms(t2, t3))
@@ -212,7 +214,7 @@ class ApproxBitServer:
         t0 = time.perf_counter()
         payload = BinaryPayload(tuple(int(s) for s in fields["shape"]), data, fields["encoding"], bit_order, crc32)
         try:
-            codes = torch.from_numpy(np.ascontiguousarray(payload.decode()))[None]
+            codes = torch.from_numpy(np.ascontiguousarray(payload.decode()))[None].to(self.configs.device)
         except PayloadError as exc:
             raise self.counters.reject("payload", str(exc)) from None
         fs = tuple(int(s) for s in fields["feature_shape"])

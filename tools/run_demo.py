@@ -26,8 +26,14 @@ DEMOS = {
         NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml")),
         NodeProcess("result_reporter", "result_reporter", config_path("result_reporter.yaml")),
     ]),
+    "approxbit": ("approxbit.launch.py", "result_reporter", [
+        NodeProcess("camera_source", "camera_source", config_path("camera_actions.yaml")),
+        NodeProcess("approxbit_edge", "approxbit_edge", config_path("approxbit_edge.yaml")),
+        NodeProcess("approxbit_server", "approxbit_server", config_path("approxbit_server.yaml")),
+        NodeProcess("result_reporter", "result_reporter", config_path("result_reporter.yaml")),
+    ]),
 }
-NEEDS = {"how2compress": ["data/footage/vtest.avi"]}
+NEEDS = {"how2compress": ["data/footage/vtest.avi"], "approxbit": ["models/approxbit/cnn3d-actions/model.safetensors"]}
 
 
 def run(name: str, count: int, timeout: float) -> bool:

@@ -1,0 +1,161 @@
+"""approxbit_edge: ApproxBit edge node. Camera images -> clips (``clip_frames`` frames every
+``clip_stride``) -> backbone up to the offload point + binary encoder of the active
+configuration -> BinaryFeatures. Every configuration is preloaded; an OffloadConfig for this
+stream switches between them (or to edge_only, where the node runs the whole backbone and
+publishes the ActionResult itself). The model runs in a worker thread behind a drop-oldest
+queue, so the camera callback never blocks.
+
+Topics: subscribes ``image_raw`` (sensor_msgs/Image), ``offload_config`` (OffloadConfig,
+latched); publishes ``binary_features`` (BinaryFeatures), ``action_results`` (edge-only).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from approxbit_ros.configurations import EDGE_ONLY, ConfigIdError, ConfigurationSet, warm_up
+from approxbit_ros.nodes.results import fill_action_result
+from approxbit_ros.pipeline import ApproxBitEdge, ClipBuffer
+from builtin_interfaces.msg import Time
+from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
+from offload_common.nodes.images import ImageReceiver
+from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
+from offload_common.nodes.payloads import fill_header
+from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
+from offload_common.nodes.runner import run_node, stamp_to_ns
+
+PARAMETERS = (
+    Param("backbone_path", "models/approxbit/cnn3d-actions",
+          "backbone folder (config.json, model.safetensors, configs/)", read_only=True),
+    Param("config_id", "cnn3d/o2/enc/k4", "initial configuration (see README 'Configurations') or edge_only"),
+    Param("stream_id", "var", "stream id in payloads and monitor decisions", read_only=True),
+    Param("clip_frames", 16, "frames per clip", read_only=True),
+    Param("clip_stride", 16, "frames between the starts of consecutive clips", read_only=True),
+    Param("clip_size", 64, "frames are centre-cropped and resized to this square size", read_only=True),
+    Param("topk", 5, "classes in edge-only results", read_only=True),
+    Param("device", "cpu", "torch device for the models (cpu, cuda, cuda:0)", read_only=True),
+    Param("torch_threads", 2, "CPU threads for the models", read_only=True),
+    Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True),
+    Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
+)
+
+
+class ApproxBitEdgeNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("approxbit_edge", **kwargs)
+        self.p = declare_parameters(self, PARAMETERS)
+        import torch
+
+        torch.set_num_threads(self.p.torch_threads)
+        t = time.perf_counter()
+        self.configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(self.p.device)
+        self.configs.clip_frames, self.configs.clip_size = self.p.clip_frames, self.p.clip_size
+        warm_up(self.configs)
+        self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk)
+        self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
+        self.images = ImageReceiver(self.get_logger())
+        self.seq = 0
+        self.dropped = 0
+        self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
+        self.pub = self.create_publisher(BinaryFeatures, "binary_features", payload_qos(self.p.payload_depth))
+        self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
+        self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
+        self.create_subscription(OffloadConfig, "offload_config", self._on_config, DECISION_QOS)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"ApproxBit edge: {len(self.configs.ids)} configurations preloaded in "
+                               f"{time.perf_counter() - t:.1f} s ({', '.join(self.configs.ids)}); "
+                               f"active {self.edge.config_id}")
+
+    def _on_image(self, msg: Image) -> None:
+        rgb = self.images.to_rgb(msg)
+        if rgb is None:
+            return
+        try:
+            clip = self.clips.push(rgb, stamp_to_ns(msg.header.stamp))
+        except ValueError as exc:
+            self.get_logger().error(f"frame skipped: {exc}")
+            return
+        if clip is None:
+            return
+        item = (clip, msg.header)
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            try:
+                self.queue.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self.queue.put_nowait(item)
+
+    def _on_config(self, msg: OffloadConfig) -> None:
+        if msg.stream_id != self.p.stream_id or msg.config_id == self.edge.config_id:
+            return
+        try:
+            t = time.perf_counter()
+            self.edge.set_config(msg.config_id)
+            ms = 1000 * (time.perf_counter() - t)
+        except ConfigIdError as exc:
+            self.get_logger().error(f"ignoring monitor decision: {exc}")
+            return
+        self.get_logger().info(f"switched to {msg.config_id} in {ms:.3f} ms ({msg.reason})")
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                clip, header = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            queue_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
+            try:
+                out = self.edge.process(clip.frames)
+            except Exception as exc:  # keep serving; the next clip may be fine
+                self.get_logger().error(f"edge model failed: {exc}")
+                continue
+            if out.config_id == EDGE_ONLY:
+                res = ActionResult()
+                res.header = header
+                fill_action_result(res, out.prediction, stream_id=self.p.stream_id, seq=self.seq,
+                                   config_id=EDGE_ONLY, edge_only=True)
+                lat = res.latency
+                lat.edge_queue_ms, lat.edge_model_ms = queue_ms, out.preprocess_ms + out.model_ms
+                lat.total_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
+                self.result_pub.publish(res)
+            else:
+                self.pub.publish(self._to_msg(out, clip, header, queue_ms))
+            self.seq += 1
+            if self.seq % 50 == 0:
+                self.get_logger().info(f"{self.seq} clips processed ({self.dropped} dropped before the model); "
+                                       f"active {out.config_id}")
+
+    def _to_msg(self, out, clip, header, queue_ms: float) -> BinaryFeatures:
+        msg = BinaryFeatures()
+        fill_header(msg.meta, stamp=header.stamp, frame_id=header.frame_id, stream_id=self.p.stream_id,
+                    seq=self.seq, config_id=out.config_id, clock=self.get_clock(), queue_ms=queue_ms,
+                    preprocess_ms=out.preprocess_ms, model_ms=out.model_ms, encode_ms=out.encode_ms)
+        f = out.wire_fields(self.configs.name)
+        msg.encoding, msg.bit_order = f["encoding"], f["bit_order"]
+        msg.backbone, msg.offload_index = f["backbone"], f["offload_index"]
+        msg.spatial_encoder, msg.codebook_size = f["spatial_encoder"], f["codebook_size"]
+        msg.shape, msg.feature_shape = f["shape"], f["feature_shape"]
+        msg.clip_frames = len(clip.frames)
+        msg.clip_first_stamp = Time(sec=clip.first_stamp_ns // 1_000_000_000,
+                                    nanosec=clip.first_stamp_ns % 1_000_000_000)
+        msg.crc32 = f["crc32"]
+        msg.data = f["data"]
+        return msg
+
+    def destroy_node(self):
+        self._stop.set()
+        self._worker.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(ApproxBitEdgeNode, args)

@@ -1,0 +1,21 @@
+"""ApproxBit on one machine: camera (synthetic action clips) -> approxbit_edge -> approxbit_server
+-> reporter. Split across machines by starting the edge and server nodes on each side."""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    config = os.path.join(get_package_share_directory("edge_offload"), "config")
+    return LaunchDescription([
+        Node(package="edge_offload", executable="camera_source", name="camera_source",
+             parameters=[os.path.join(config, "camera_actions.yaml")], output="screen"),
+        Node(package="edge_offload", executable="approxbit_edge", name="approxbit_edge",
+             parameters=[os.path.join(config, "approxbit_edge.yaml")], output="screen"),
+        Node(package="edge_offload", executable="approxbit_server", name="approxbit_server",
+             parameters=[os.path.join(config, "approxbit_server.yaml")], output="screen"),
+        Node(package="edge_offload", executable="result_reporter", name="result_reporter",
+             parameters=[os.path.join(config, "result_reporter.yaml")], output="screen"),
+    ])

@@ -1,0 +1,190 @@
+"""ApproxBit over real DDS: camera_source (synthetic action clips) -> approxbit_edge ->
+approxbit_server. A probe node in this process sees the camera frames and the payloads,
+switches the edge's configuration twice (to another offload point, then to edge_only) with
+OffloadConfig decisions, and injects malformed payloads. The published labels must equal the
+library's predictions on the same clips, for every configuration used; the server must reject
+the bad payloads and keep serving."""
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
+
+rclpy = pytest.importorskip("rclpy")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKBONE = os.path.join(ROOT, "models", "approxbit", "cnn3d-actions")
+FIRST, SECOND = "cnn3d/o2/enc/k4", "cnn3d/o1/noenc/k8"
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("approxbit_edge") is None, reason="node entry points not installed"),
+    pytest.mark.skipif(not os.path.isfile(os.path.join(BACKBONE, "model.safetensors")),
+                       reason="trained ApproxBit backbone not present"),
+]
+
+
+class Probe:
+    def __init__(self, ctx):
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import Image
+
+        from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt, OffloadConfig
+        from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
+
+        self.node = rclpy.create_node("approxbit_test_probe", context=ctx)
+        self.frames, self.payloads, self.results, self.receipts = {}, {}, {}, []
+        self.lock = threading.Lock()
+        self.node.create_subscription(Image, "image_raw", self.on_image, SENSOR_QOS)
+        self.node.create_subscription(BinaryFeatures, "binary_features", self.on_payload, payload_qos(30))
+        self.node.create_subscription(ActionResult, "action_results", self.on_result, RESULT_QOS)
+        self.node.create_subscription(LinkReceipt, "link_receipts", self.receipts.append, RESULT_QOS)
+        self.decisions = self.node.create_publisher(OffloadConfig, "offload_config", DECISION_QOS)
+        self.inject = self.node.create_publisher(BinaryFeatures, "binary_features", payload_qos(30))
+        self.ex = SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(self.node)
+        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
+        self.thread.start()
+
+    def on_image(self, msg):
+        from offload_common.image_conversion import image_msg_to_rgb
+        from offload_common.nodes.runner import stamp_to_ns
+
+        with self.lock:
+            self.frames[stamp_to_ns(msg.header.stamp)] = image_msg_to_rgb(msg)
+
+    def on_payload(self, msg):
+        if msg.meta.stream_id == "var":
+            self.payloads[msg.meta.seq] = msg
+
+    def on_result(self, msg):
+        self.results[(msg.seq, msg.edge_only)] = msg
+
+    def decide(self, config_id, n):
+        from edge_offload.msg import OffloadConfig
+
+        msg = OffloadConfig(stream_id="var", decision_seq=n, config_id=config_id, reason="test")
+        self.decisions.publish(msg)
+
+    def clip(self, first_ns, last_ns):
+        with self.lock:
+            stamps = sorted(s for s in self.frames if first_ns <= s <= last_ns)
+            return np.stack([self.frames[s] for s in stamps]) if len(stamps) == 16 else None
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+
+
+def _malformed(good):
+    """Copies of a good payload that the server must refuse."""
+    import copy
+    import zlib
+
+    out = []
+    for i, change in enumerate(["config", "shape", "length", "crc"]):
+        m = copy.deepcopy(good)
+        m.meta.stream_id, m.meta.seq = "bogus", i
+        if change == "config":
+            m.meta.config_id = "cnn3d/o5/enc/k99"
+        elif change == "shape":
+            m.shape = [m.shape[0], 1, 2, 3]
+        elif change == "length":
+            m.data = bytes(m.data)[:-3]
+            m.crc32 = zlib.crc32(m.data)
+        else:
+            m.crc32 ^= 0xFFFF
+        out.append(m)
+    return out
+
+
+def _wait(pred, graph, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        assert graph.running("approxbit_edge") and graph.running("approxbit_server")
+        time.sleep(0.1)
+    return False
+
+
+def test_published_labels_equal_the_library_for_every_configuration(rclpy_context):
+    import torch
+
+    probe = Probe(rclpy_context)
+    nodes = [
+        NodeProcess("camera_source", "camera_source", config_path("camera_actions.yaml"),
+                    overrides={"rate_hz": 40.0}),
+        NodeProcess("approxbit_edge", "approxbit_edge", config_path("approxbit_edge.yaml"),
+                    overrides={"backbone_path": BACKBONE, "config_id": FIRST}),
+        NodeProcess("approxbit_server", "approxbit_server", config_path("approxbit_server.yaml"),
+                    overrides={"backbone_path": BACKBONE}),
+    ]
+    try:
+        with ProcessGraph(nodes, echo=False) as graph:
+            by_config = lambda cid: [m for (s, e), m in list(probe.results.items()) if m.config_id == cid]  # noqa
+            assert _wait(lambda: len(by_config(FIRST)) >= 4, graph), graph.output("approxbit_edge")
+            for bad in _malformed(next(iter(probe.payloads.values()))):
+                probe.inject.publish(bad)
+            probe.decide(SECOND, 1)
+            assert _wait(lambda: len(by_config(SECOND)) >= 4, graph), graph.output("approxbit_edge")
+            probe.decide("edge_only", 2)
+            assert _wait(lambda: len(by_config("edge_only")) >= 3, graph), graph.output("approxbit_edge")
+            probe.decide("cnn3d/o9/enc/k1", 3)                       # unknown: logged, ignored
+            time.sleep(1.5)
+            edge_log, server_log = graph.output("approxbit_edge"), graph.output("approxbit_server")
+            assert graph.running("approxbit_edge") and graph.running("approxbit_server")
+    finally:
+        probe.close()
+
+    assert server_log.count("rejected payload") == 4, server_log
+    for reason in ("config:", "shape:", "bytes for", "CRC-32 mismatch"):
+        assert reason in server_log
+    assert "switched to cnn3d/o1/noenc/k8" in edge_log and "ignoring monitor decision" in edge_log
+    bogus = [r for r in probe.receipts if r.stream_id == "bogus"]
+    assert len(bogus) == 4 and not any(r.decoded_ok for r in bogus)
+
+    from approxbit_ros.configurations import ConfigurationSet
+    from approxbit_ros.pipeline import ApproxBitEdge, ApproxBitServer
+    from offload_common.nodes.runner import stamp_to_ns
+
+    torch.set_num_threads(1)
+    configs = ConfigurationSet.from_pretrained(BACKBONE)
+    edge, server = ApproxBitEdge(configs, FIRST), ApproxBitServer(configs)
+    checked = {FIRST: 0, SECOND: 0, "edge_only": 0}
+    for (seq, edge_only), res in sorted(probe.results.items()):
+        if res.stream_id != "var":
+            continue
+        if edge_only:
+            pl_first = None       # edge-only clips end at the result's stamp: find the 16 frames
+            with probe.lock:
+                stamps = sorted(s for s in probe.frames if s <= stamp_to_ns(res.header.stamp))[-16:]
+            pl_first = stamps[0] if len(stamps) == 16 else None
+        else:
+            pl = probe.payloads.get(seq)
+            assert pl is not None and pl.meta.config_id == res.config_id
+            assert len(pl.data) == res.latency.payload_bytes
+            pl_first = stamp_to_ns(pl.clip_first_stamp)
+        if pl_first is None:
+            continue
+        frames = probe.clip(pl_first, stamp_to_ns(res.header.stamp))
+        if frames is None:       # the probe missed a frame the edge saw (best-effort camera QoS)
+            continue
+        clip = np.stack([edge_clip_frame(f) for f in frames])
+        edge.set_config(res.config_id)
+        out = edge.process(clip)
+        pred = out.prediction if edge_only else server.handle("lib", seq, **out.wire_fields(configs.name)).prediction
+        assert (res.label, res.class_id) == (pred.label, pred.class_id), (seq, res.config_id)
+        assert list(res.topk_ids) == pred.topk_ids
+        if not edge_only:
+            assert bytes(probe.payloads[seq].data) == out.payload.data      # the very same bits
+        checked[res.config_id] += 1
+    assert all(n >= 2 for n in checked.values()), checked
+
+
+def edge_clip_frame(rgb):
+    from approxbit_ros.pipeline import ClipBuffer
+
+    return ClipBuffer(16, 16, 64).prepare(rgb)
