@@ -1,0 +1,49 @@
+"""approxbit_profile: profile every ApproxBit configuration of a backbone and the baselines
+(edge-only, server-only raw clip, H.264 at two QPs, DNN-Surgery float32, DeepCOD) into the
+lookup table the link monitor and bench/bench_approxbit_table.py read.
+
+    approxbit_profile --backbone models/approxbit/cnn3d-actions \\
+        --out models/approxbit/cnn3d-actions/lut_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from approxbit_ros.configurations import ConfigurationSet, warm_up
+    from approxbit_ros.profiling import profile_configurations
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", required=True, help="backbone folder with configs/")
+    ap.add_argument("--out", required=True, help="lookup table to write (JSON)")
+    ap.add_argument("--clips", type=int, default=1300, help="test clips for accuracy (multiple of 13)")
+    ap.add_argument("--timing-clips", type=int, default=40, help="clips timed per configuration")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the nodes use 1)")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    configs = ConfigurationSet.from_pretrained(args.backbone).to(args.device)
+    warm_up(configs)
+    t0 = time.time()
+    print(f"{'config':24s} {'top-1':>6s} {'top-5':>6s} {'bytes':>8s} {'edge':>7s} {'enc':>6s} {'dec':>7s} "
+          f"{'server':>7s}  (ms, median per clip)", flush=True)
+
+    def show(e):
+        print(f"{e.config_id:24s} {e.accuracy:6.3f} {e.extra['top5']:6.3f} {e.bytes:8.0f} {e.edge_ms:7.2f} "
+              f"{e.encode_ms:6.2f} {e.decode_ms:7.2f} {e.server_ms:7.2f}", flush=True)
+
+    lut = profile_configurations(configs, args.clips, args.timing_clips, on_entry=show)
+    lut.meta["command"] = "approxbit_profile " + " ".join(sys.argv[1:] if argv is None else argv)
+    lut.meta["seconds"] = round(time.time() - t0)
+    lut.save(args.out)
+    print(f"wrote {args.out} ({len(lut.entries)} entries, {lut.meta['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Profiling every ApproxBit configuration and the baselines into a lookup table (the input of
+the link monitor and of the Table-1 benchmark): top-1 / top-5 on the test split through the
+deployed path (edge -> wire fields -> server), exact payload bytes, and median per-clip times of
+each stage at batch 1 on this machine."""
+from __future__ import annotations
+
+import platform
+import time
+from collections import defaultdict
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from approxbit_ros.baselines import decode_clip_h264, encode_clip_h264
+from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet
+from approxbit_ros.data.synthetic_actions import SyntheticActions
+from approxbit_ros.pipeline import ApproxBitEdge, ApproxBitServer, clip_tensor
+from offload_common.lookup_table import LookupTable, LutEntry
+
+H264_QPS = (24, 36)
+
+
+class _Stats:
+    def __init__(self):
+        self.top1 = self.top5 = self.n = 0
+        self.bytes: List[int] = []
+        self.ms: Dict[str, List[float]] = defaultdict(list)
+
+    def add(self, topk_ids: Sequence[int], label: int, nbytes: int, timed: bool, **ms: float) -> None:
+        self.n += 1
+        self.top1 += int(topk_ids[0] == label)
+        self.top5 += int(label in list(topk_ids)[:5])
+        self.bytes.append(nbytes)
+        if timed:
+            for k, v in ms.items():
+                self.ms[k].append(v)
+
+    def entry(self, config_id: str, method: str, deployable: bool = True) -> LutEntry:
+        med = {k: float(np.median(v)) for k, v in self.ms.items()}
+        return LutEntry(config_id, method, self.top1 / self.n, float(np.mean(self.bytes)), med.get("edge", 0.0),
+                        med.get("encode", 0.0), med.get("decode", 0.0), med.get("server", 0.0), deployable,
+                        {"top5": self.top5 / self.n, "clips": self.n})
+
+
+def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_clips: int = 40,
+                           h264_qps: Sequence[int] = H264_QPS, progress: bool = True,
+                           on_entry: Callable[[LutEntry], None] = None) -> LookupTable:
+    """Every configuration of ``configs``, edge-only, server-only and H.264 at ``h264_qps``.
+    Clips 0..clips-1 of the test split; the first ``timing_clips`` after two warm-up clips are
+    timed (batch 1, the way the nodes run)."""
+    from tqdm import tqdm
+
+    ds = SyntheticActions("test", clips)
+    edge, server = ApproxBitEdge(configs, EDGE_ONLY), ApproxBitServer(configs)
+    bb = configs.backbone
+    entries: List[LutEntry] = []
+
+    def done(e: LutEntry) -> None:
+        entries.append(e)
+        if on_entry:
+            on_entry(e)
+
+    def timed(i: int) -> bool:
+        return 2 <= i < 2 + timing_clips
+
+    for cid in list(configs.configurations) + [EDGE_ONLY]:
+        edge.set_config(cid)
+        st = _Stats()
+        for i in tqdm(range(clips), desc=cid, disable=not progress, leave=False):
+            frames, label = ds[i]
+            out = edge.process(frames)
+            if cid == EDGE_ONLY:
+                st.add(out.prediction.topk_ids, label, 0, timed(i), edge=out.preprocess_ms + out.model_ms)
+                continue
+            res = server.handle("profile", i + 1_000_000 * len(entries), **out.wire_fields(configs.name))
+            st.add(res.prediction.topk_ids, label, len(out.payload.data), timed(i),
+                   edge=out.preprocess_ms + out.model_ms, encode=out.encode_ms, decode=res.decode_ms,
+                   server=res.server_ms)
+        done(st.entry(cid, "edge_only" if cid == EDGE_ONLY else configs.configurations[cid].kind))
+    edge_only = entries[-1]
+    raw_bytes = clips and int(np.prod(ds[0][0].shape))
+    done(LutEntry("server_only/raw", "baseline", edge_only.accuracy, float(raw_bytes), 0.0, 0.0, 0.0,
+                  edge_only.edge_ms, False, dict(edge_only.extra)))
+    for qp in h264_qps:
+        st = _Stats()
+        for i in tqdm(range(clips), desc=f"h264/qp{qp}", disable=not progress, leave=False):
+            frames, label = ds[i]
+            enc = encode_clip_h264(frames, qp)
+            decoded, dec_ms = decode_clip_h264(enc.packets)
+            t = time.perf_counter()
+            with torch.no_grad():
+                top = bb(clip_tensor(decoded, bb)).topk(5, dim=1).indices[0].tolist()
+            st.add(top, label, enc.bytes, timed(i), encode=enc.encode_ms, decode=dec_ms,
+                   server=1000 * (time.perf_counter() - t))
+        done(st.entry(f"h264/qp{qp}", "baseline", deployable=False))
+    meta = {"backbone": configs.name, "clip_frames": int(ds[0][0].shape[0]), "clip_size": int(ds[0][0].shape[1]),
+            "float32_map_bytes": {str(o): 4 * bb.feature_channels(o) * _feature_positions(configs, o)
+                                  for o in sorted({c.offload_point for c in configs.configurations.values()})},
+            "device": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+                      f"{torch.get_num_threads()} threads, {configs.device}",
+            "labels": configs.labels}
+    return LookupTable("var", "action recognition (synthetic actions test split)", "top1", entries, meta)
+
+
+def _feature_positions(configs: ConfigurationSet, o: int) -> int:
+    x = torch.zeros(1, 3, configs.clip_frames, configs.clip_size, configs.clip_size, device=configs.device)
+    with torch.no_grad():
+        return int(np.prod(configs.backbone.edge(x, o).shape[2:]))
