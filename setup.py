@@ -15,6 +15,8 @@ NODES = {
     "h2c_server": "how2compress_ros.nodes.server_node:main",
     "approxbit_edge": "approxbit_ros.nodes.edge_node:main",
     "approxbit_server": "approxbit_ros.nodes.server_node:main",
+    "link_monitor": "offload_common.nodes.link_monitor:main",
+    "link_echo": "offload_common.nodes.link_echo:main",
 }
 
 # command-line tools (not ROS nodes)

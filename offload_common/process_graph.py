@@ -74,14 +74,34 @@ class ProcessGraph:
 
     def start(self) -> None:
         for node in self.nodes:
-            key = node.name or node.executable
-            proc = subprocess.Popen(self.prefix + node.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, env=self.env, start_new_session=True)
-            self.procs[key] = proc
-            self.lines[key] = []
-            t = threading.Thread(target=self._pump, args=(key, proc), daemon=True)
-            t.start()
-            self._threads.append(t)
+            self.start_one(node.name or node.executable)
+
+    def start_one(self, key: str) -> None:
+        """Start (or restart) one node of the graph; its earlier output is kept."""
+        node = next(n for n in self.nodes if (n.name or n.executable) == key)
+        proc = subprocess.Popen(self.prefix + node.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=self.env, start_new_session=True)
+        self.procs[key] = proc
+        self.lines.setdefault(key, [])
+        t = threading.Thread(target=self._pump, args=(key, proc), daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop_one(self, key: str, grace: float = 5.0) -> Optional[int]:
+        """Stop one node (SIGINT, then SIGKILL after ``grace``); its return code."""
+        p = self.procs[key]
+        for sig, wait_s in ((signal.SIGINT, grace), (signal.SIGKILL, 2.0)):
+            if p.poll() is not None:
+                break
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                pass
+        return p.returncode
 
     def _pump(self, key: str, proc: subprocess.Popen) -> None:
         for line in proc.stdout:

@@ -93,7 +93,7 @@ def transfer(two_nodes, msg, topic):
 def test_message_set_is_complete():
     expected = {"BinaryFeatures", "EncodedFrame", "ActionResult", "VqaAnswer", "Detection",
                 "DetectionArray", "OffloadConfig", "LinkReceipt", "PayloadHeader", "EdgeTimings",
-                "LatencyBreakdown", "KeyframeRequest"}
+                "LatencyBreakdown", "KeyframeRequest", "LinkProbe"}
     assert expected <= set(MSG_NAMES)
 
 

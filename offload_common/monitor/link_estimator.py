@@ -86,6 +86,10 @@ class LinkEstimator:
             if extra_ms > 0.05:
                 self.capacity_mbps.add(8.0 * nbytes / (extra_ms * 1000.0))
 
+    def on_alive(self, arrival_ns: int) -> None:
+        """Something came back over the link (no timing information)."""
+        self.last_receipt_ns = max(arrival_ns, self.last_receipt_ns or 0)
+
     def on_external_rate(self, mbps: float, now_ns: int) -> None:
         if mbps > 0:
             self.external = (float(mbps), now_ns)

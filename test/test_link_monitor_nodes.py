@@ -1,0 +1,111 @@
+"""link_monitor + link_echo over real DDS (loopback): the monitor measures the link with its
+probes, publishes OffloadConfig decisions and diagnostics, takes a new SLA at run time (and
+refuses an invalid one), falls back to edge-only when the echo side disappears and resumes
+offloading when it returns."""
+import shutil
+import threading
+import time
+
+import pytest
+
+from offload_common.lookup_table import LookupTable, LutEntry
+from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
+
+rclpy = pytest.importorskip("rclpy")
+pytestmark = pytest.mark.skipif(shutil.which("link_monitor") is None, reason="node entry points not installed")
+
+
+class Watcher:
+    def __init__(self, ctx):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+
+        from edge_offload.msg import OffloadConfig
+        from offload_common.nodes.qos import DECISION_QOS
+
+        self.node = rclpy.create_node("monitor_test_watcher", context=ctx)
+        self.decisions, self.diagnostics = [], []
+        self.node.create_subscription(OffloadConfig, "offload_config",
+                                      lambda m: self.decisions.append((time.monotonic(), m)), DECISION_QOS)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.ex = SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(self.node)
+        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
+        self.thread.start()
+
+    def latest(self):
+        return self.decisions[-1][1] if self.decisions else None
+
+    def wait_for(self, pred, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = self.latest()
+            if m is not None and pred(m):
+                return time.monotonic()
+            time.sleep(0.05)
+        return None
+
+    def set_parameters(self, **values):
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        cli = self.node.create_client(SetParameters, "/link_monitor/set_parameters")
+        assert cli.wait_for_service(timeout_sec=10)
+        req = SetParameters.Request()
+        for k, v in values.items():
+            pv = (ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=v) if isinstance(v, str)
+                  else ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(v)))
+            req.parameters.append(Parameter(name=k, value=pv))
+        fut = cli.call_async(req)
+        deadline = time.monotonic() + 10
+        while not fut.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [r.successful for r in fut.result().results]
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+
+
+def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy_context, tmp_path):
+    lut = str(tmp_path / "lut.json")
+    LookupTable("var", "test", "top1", [
+        LutEntry("cnn3d/o2/noenc/k8", "binary", 0.99, 100_000, 10, 1, 40, 5),
+        LutEntry("cnn3d/o2/enc/k4", "binary", 0.90, 100, 10, 1, 5, 5),
+        LutEntry("edge_only", "edge_only", 0.99, 0, 500),
+    ]).save(lut)
+    watcher = Watcher(rclpy_context)
+    monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
+                          overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
+                                     "min_dwell_s": 0.5, "loss_timeout_s": 1.0})
+    echo = NodeProcess("link_echo", "link_echo", config_path("link_echo.yaml"))
+    try:
+        with ProcessGraph([monitor, echo], echo=False) as graph:
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/noenc/k8" and m.link_up, 20), \
+                graph.output("link_monitor")
+            m = watcher.latest()
+            assert m.method == "approxbit" and m.sla_feasible and m.bandwidth_mbps > 10
+            assert 0 < m.predicted_latency_ms < 100 and m.predicted_accuracy == pytest.approx(0.99)
+
+            assert watcher.set_parameters(sla_kind="fast") == [False]            # refused, nothing changes
+            assert watcher.set_parameters(sla_latency_ms=5.0) == [True]          # infeasible now
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/enc/k4" and not m.sla_feasible, 10)
+            assert "lowest latency" in watcher.latest().reason
+            assert watcher.set_parameters(sla_kind="accuracy", sla_accuracy=0.95) == [True, True]
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/noenc/k8" and m.sla_kind == "accuracy", 10)
+
+            graph.stop_one("link_echo")
+            t_cut = time.monotonic()
+            t_fallback = watcher.wait_for(lambda m: m.config_id == "edge_only" and not m.link_up, 10)
+            assert t_fallback is not None and t_fallback - t_cut < 2.0, graph.output("link_monitor")
+            graph.start_one("link_echo")
+            t_back = time.monotonic()
+            t_resume = watcher.wait_for(lambda m: m.config_id != "edge_only" and m.link_up, 15)
+            assert t_resume is not None and t_resume - t_back < 5.0 + 3.0   # + the echo process's start-up
+            assert graph.running("link_monitor")
+    finally:
+        watcher.close()
+    seqs = [m.decision_seq for _, m in watcher.decisions]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)             # no decision twice
+    levels = {s.level for d in watcher.diagnostics for s in d.status}
+    assert {b"\x00", b"\x02"} <= levels or {0, 2} <= levels                 # OK and ERROR (link down) seen
