@@ -182,3 +182,19 @@ def test_queueing_behind_large_messages_does_not_inflate_the_base_delay():
         pub = i * 100_000_000
         est.on_receipt(200, pub, pub + 10_000_000 + (i % 2) * 30_000_000)   # every other one queued 30 ms
     assert est.estimate(5_000_000_000).delay_ms < 5.0 + 30 * 0.15 / 2
+
+
+def test_probe_pairs_measure_capacity_by_dispersion_despite_a_burst():
+    """A token bucket lets the first probe of a pair through fast; the second one's spacing on the
+    server clock (offset by an unknown 7 s) still gives the rate."""
+    est = LinkEstimator(EstimatorSettings(alpha=1.0))
+    now = simulate(est, 6.0, 20.0, 0.0, 2)            # base RTT from small probes
+    t = now
+    size = 20_000
+    first_rx = t + int(5e6)                           # burst: arrives early
+    second_rx = first_rx + int(8 * size / 6.0e6 * 1e9)
+    offset = int(7e9)
+    est.on_receipt(size, t, first_rx + int(10e6), seq=100, server_receive_ns=first_rx + offset)
+    est.on_receipt(size, t, second_rx + int(10e6), seq=101, server_receive_ns=second_rx + offset)
+    assert est.estimate(second_rx).bandwidth_mbps == pytest.approx(6.0, rel=0.01)
+    assert est.pair_samples == 1

@@ -41,7 +41,7 @@ PARAMETERS = (
           read_only=True),
     Param("probe_period_s", 0.2, "small probes (liveness, base round trip); 0 disables probing", read_only=True),
     Param("capacity_probe_bytes", 20000, "size of the capacity probes", read_only=True),
-    Param("capacity_probe_period_s", 2.0, "one capacity probe this often", read_only=True),
+    Param("capacity_probe_period_s", 2.0, "a pair of capacity probes this often", read_only=True),
     Param("loss_timeout_s", 1.0, "link declared lost after this long without a receipt", read_only=True),
     Param("ewma_alpha", 0.3, "weight of a new sample in the bandwidth / delay averages", read_only=True),
     Param("default_bandwidth_mbps", 1.0, "bandwidth assumed before the first measurement", read_only=True),
@@ -57,6 +57,8 @@ PARAMETERS = (
     Param("edge_scale", 1.0, "edge times of the tables x this (tables measured on another machine)",
           read_only=True),
     Param("server_scale", 1.0, "server times of the tables x this", read_only=True),
+    Param("log_period_s", 5.0, "log the link estimate and decision this often (0: only on switches)",
+          read_only=True),
 )
 SLA_PARAMS = ("sla_kind", "sla_latency_ms", "sla_accuracy")
 
@@ -88,6 +90,7 @@ class LinkMonitorNode(Node):
                                                          self.p.default_bandwidth_mbps))
         self.decision_seq = 0
         self.probe_seq = 0
+        self._tick = 0
         self.last_decision = None
         self.last_publish_ns = 0
         self.config_pub = self.create_publisher(OffloadConfig, "offload_config", DECISION_QOS)
@@ -98,6 +101,8 @@ class LinkMonitorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self.p.decision_period_s, self._decide)
         self.create_timer(1.0, self._diagnose)
+        if self.p.log_period_s > 0:
+            self.create_timer(self.p.log_period_s, self._log_state)
         if self.p.probe_period_s > 0:
             self.create_timer(self.p.probe_period_s, self._probe)
             self._capacity_every = max(1, round(self.p.capacity_probe_period_s / self.p.probe_period_s))
@@ -108,7 +113,8 @@ class LinkMonitorNode(Node):
     def _on_receipt(self, msg: LinkReceipt) -> None:
         now = self.get_clock().now().nanoseconds
         if msg.stream_id == "probe":
-            self.estimator.on_receipt(int(msg.bytes), stamp_to_ns(msg.publish_stamp), now)
+            self.estimator.on_receipt(int(msg.bytes), stamp_to_ns(msg.publish_stamp), now, int(msg.seq),
+                                      stamp_to_ns(msg.receive_stamp))
         elif msg.stream_id == self.p.stream_id:
             # payload receipts leave the server after decoding: their round trip includes server
             # compute, so they only prove the link is alive
@@ -132,12 +138,16 @@ class LinkMonitorNode(Node):
         return SetParametersResult(successful=True)
 
     def _probe(self) -> None:
-        msg = LinkProbe(stream_id="probe", seq=self.probe_seq)
-        if self.probe_seq % self._capacity_every == 0:
-            msg.padding = bytes(self.p.capacity_probe_bytes)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.probe_pub.publish(msg)
-        self.probe_seq += 1
+        """A small probe; every capacity_probe_period_s instead a pair of large ones back to back."""
+        large = self._tick % self._capacity_every == 0
+        self._tick += 1
+        for _ in range(2 if large else 1):
+            msg = LinkProbe(stream_id="probe", seq=self.probe_seq)
+            if large:
+                msg.padding = bytes(self.p.capacity_probe_bytes)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.probe_pub.publish(msg)
+            self.probe_seq += 1
 
     # -- decisions ------------------------------------------------------------------------------
     def estimate(self):
@@ -172,6 +182,15 @@ class LinkMonitorNode(Node):
         self.config_pub.publish(msg)
         self.decision_seq += 1
         self.last_publish_ns = now_ns
+
+    def _log_state(self) -> None:
+        d, est = self.last_decision, getattr(self, "last_estimate", None)
+        if d is None:
+            return
+        self.get_logger().info(f"link {'up' if est.up else 'DOWN'}: B {est.bandwidth_mbps:.2f} Mb/s ({est.source}), "
+                               f"delay {est.delay_ms:.1f} ms; {d.config_id} predicted "
+                               f"{d.predicted_latency_ms:.0f} ms, accuracy {d.predicted_accuracy:.3f}"
+                               f"{'' if d.feasible else ' (SLA infeasible)'}")
 
     def _diagnose(self) -> None:
         d = self.last_decision
