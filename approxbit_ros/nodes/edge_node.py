@@ -27,6 +27,7 @@ from offload_common.nodes.params import Param, declare_parameters, resolve_data_
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
+from offload_common.nodes.work_queue import put_dropping_oldest
 
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
@@ -83,16 +84,7 @@ class ApproxBitEdgeNode(Node):
             return
         if clip is None:
             return
-        item = (clip, msg.header)
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            try:
-                self.queue.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
-            self.queue.put_nowait(item)
+        self.dropped += put_dropping_oldest(self.queue, (clip, msg.header))
 
     def _on_config(self, msg: OffloadConfig) -> None:
         if msg.stream_id != self.p.stream_id or msg.config_id == self.edge.config_id:

@@ -21,6 +21,7 @@ from offload_common.nodes.params import Param, declare_parameters, resolve_data_
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
+from offload_common.nodes.work_queue import put_dropping_oldest
 
 PARAMETERS = (
     Param("model_path", "", "EA model folder (config.json + model.safetensors); empty: uniform QP only",
@@ -73,16 +74,7 @@ class How2CompressEdgeNode(Node):
         rgb = self.images.to_rgb(msg)
         if rgb is None:
             return
-        item = (rgb, msg.header, time.monotonic())
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            try:
-                self.queue.get_nowait()
-                self.dropped += 1
-            except queue.Empty:
-                pass
-            self.queue.put_nowait(item)
+        self.dropped += put_dropping_oldest(self.queue, (rgb, msg.header, time.monotonic()))
 
     def _on_config(self, msg: OffloadConfig) -> None:
         if msg.stream_id != self.p.stream_id:
