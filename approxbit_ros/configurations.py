@@ -20,8 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from approxbit_ros.codec import BinaryCodecConfig, BinaryDecoder, BinaryEncoder
-
-EDGE_ONLY = "edge_only"
+from offload_common.lookup_table import EDGE_ONLY
 
 
 class ConfigIdError(ValueError):
@@ -38,7 +37,6 @@ class Configuration:
     kind: str                           # "binary", "deepcod" or "float32"
     encoder: Optional[BinaryEncoder] = None
     decoder: Optional[BinaryDecoder] = None
-    test_top1: Optional[float] = None   # from the training sidecar, if any
 
     @property
     def float_codes(self) -> bool:
@@ -96,7 +94,7 @@ class ConfigurationSet:
             _load_codec(enc, dec, sidecar[:-len(".json")] + ".safetensors")
             cid = f"{name}/{local}"
             configs[cid] = Configuration(cid, t["offload_point"], t["spatial_encoder"], t["codebook_size"], kind,
-                                         enc.eval(), dec.eval(), (meta.get("test") or {}).get("top1"))
+                                         enc.eval(), dec.eval())
         if raw_features:
             for o in sorted({c.offload_point for c in configs.values()}):
                 cid = f"{name}/o{o}/float32"

@@ -195,8 +195,8 @@ class ApproxBitServer:
         self._expect(len(shape) == 4 and len(fs) == 3 and min(shape + fs) > 0, "shape",
                      f"shape {shape}, feature shape {fs}")
         self._expect(shape[0] == c.codebook_size, "shape", f"{shape[0]} code channels, K = {c.codebook_size}")
-        self._expect(int(np.prod(fs)) * c.codebook_size <= MAX_FEATURE_ELEMENTS
-                     and int(np.prod(fs)) * self.configs.backbone.feature_channels(c.offload_point)
+        positions = int(np.prod(fs))
+        self._expect(positions * max(c.codebook_size, self.configs.backbone.feature_channels(c.offload_point))
                      <= MAX_FEATURE_ELEMENTS, "shape", f"feature map {fs} too large")
         codes = [(d + 1) // 2 for d in fs] if c.spatial_encoder else fs
         self._expect(shape[1:] == codes, "shape", f"code shape {shape[1:]} does not fit feature shape {fs}")

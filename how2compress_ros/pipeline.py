@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,8 +19,9 @@ import numpy as np
 from how2compress_ros.codec import (DEFAULT_LEVEL_QPS, H264Decoder, H264DecodeError, H264EncoderConfig,
                                     MacroblockQPEncoder, levels_to_qp_map, mb_grid)
 from how2compress_ros.detectors.base import Box, Detector
+from offload_common.lookup_table import EDGE_ONLY
+from offload_common.payload_checks import SUPPORTED_FORMAT_VERSION, PayloadCounters
 
-EDGE_ONLY = "edge_only"
 _CONFIG_RE = re.compile(r"^(h2c/base|uniform/qp)(\d{1,2})$")
 
 
@@ -171,18 +172,10 @@ class StreamState:
 
 
 @dataclass
-class ServerCounters:
-    received: int = 0
+class ServerCounters(PayloadCounters):
     decoded: int = 0
-    rejected: int = 0
     corrupt: int = 0
-    lost: int = 0
     waiting_dropped: int = 0
-    reasons: Dict[str, int] = field(default_factory=dict)
-
-
-class PayloadRejected(ValueError):
-    """A payload refused before decoding (bad version, size, CRC, codec...)."""
 
 
 class How2CompressServer:
@@ -197,17 +190,15 @@ class How2CompressServer:
         self.counters = ServerCounters()
 
     def _reject(self, reason: str, detail: str):
-        self.counters.rejected += 1
-        self.counters.reasons[reason] = self.counters.reasons.get(reason, 0) + 1
-        raise PayloadRejected(f"{reason}: {detail}")
+        raise self.counters.reject(reason, detail)
 
     def handle(self, stream_id: str, seq: int, data: bytes, keyframe: bool, crc32: int, *,
-               codec: str = "h264", format_version: int = 1, width: int = 0, height: int = 0,
+               codec: str = "h264", format_version: int = SUPPORTED_FORMAT_VERSION, width: int = 0, height: int = 0,
                config_id: str = "") -> Tuple[List[ServerResult], bool]:
         """Decode one access unit and detect. Returns (results, needs_keyframe). Raises
         PayloadRejected for payloads that must not reach the decoder."""
         self.counters.received += 1
-        if format_version != 1:
+        if format_version != SUPPORTED_FORMAT_VERSION:
             self._reject("version", f"unsupported format_version {format_version}")
         if codec != "h264":
             self._reject("codec", f"unsupported codec {codec!r}")

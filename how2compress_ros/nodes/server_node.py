@@ -14,12 +14,13 @@ from sensor_msgs.msg import Image
 from edge_offload.msg import Detection, DetectionArray, EncodedFrame, KeyframeRequest, LinkReceipt
 from how2compress_ros.codec import H264DecodeError
 from how2compress_ros.detectors.factory import DETECTOR_NAMES, make_detector
-from how2compress_ros.pipeline import How2CompressServer, PayloadRejected
+from how2compress_ros.pipeline import How2CompressServer
 from offload_common.image_conversion import numpy_to_image_msg
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node
+from offload_common.payload_checks import PayloadRejected
 
 PARAMETERS = (
     Param("detector", "ssdlite", f"detector: {', '.join(DETECTOR_NAMES)}", read_only=True),

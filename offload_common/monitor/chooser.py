@@ -95,9 +95,6 @@ class ConfigurationChooser:
         self.fell_back = False        # the configuration in force is the link-down fallback
         self.exits = {}               # config id -> (forced exits, time of the last)
 
-    def has_edge_only(self) -> bool:
-        return any(e.config_id == EDGE_ONLY for e in self.entries)
-
     def predict(self, e: LutEntry, link: LinkState) -> float:
         s = self.settings
         bw = link.bandwidth_mbps if link.up else 0.0

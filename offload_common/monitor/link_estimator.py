@@ -64,7 +64,7 @@ class LinkEstimate:
 class LinkEstimator:
     def __init__(self, settings: Optional[EstimatorSettings] = None):
         self.settings = s = settings or EstimatorSettings()
-        self.base_rtt_ms = Ewma(s.alpha)
+        self.base_rtt_ms: Optional[float] = None
         self.capacity_mbps = Ewma(s.alpha)
         self.goodput_mbps = Ewma(s.alpha)
         self.last_receipt_ns: Optional[int] = None
@@ -93,10 +93,10 @@ class LinkEstimator:
         if nbytes < s.capacity_min_bytes:
             # queueing behind large messages only ever adds to a small message's RTT: the base
             # drops to any lower sample at once and rises slowly (a path that got longer)
-            base = self.base_rtt_ms.value
-            self.base_rtt_ms.value = rtt_ms if base is None or rtt_ms < base else base + BASE_RISE * (rtt_ms - base)
-        elif self.base_rtt_ms.value is not None and not self.pair_samples:
-            extra_ms = rtt_ms - self.base_rtt_ms.value
+            base = self.base_rtt_ms
+            self.base_rtt_ms = rtt_ms if base is None or rtt_ms < base else base + BASE_RISE * (rtt_ms - base)
+        elif self.base_rtt_ms is not None and not self.pair_samples:
+            extra_ms = rtt_ms - self.base_rtt_ms
             if extra_ms > 0.05:
                 self.capacity_mbps.add(8.0 * nbytes / (extra_ms * 1000.0))
 
@@ -125,7 +125,7 @@ class LinkEstimator:
             bw, source = self.capacity_mbps.value, "receipts"
         else:
             bw, source = s.default_bandwidth_mbps, "default"
-        delay = (self.base_rtt_ms.value or 0.0) / 2.0
+        delay = (self.base_rtt_ms or 0.0) / 2.0
         return LinkEstimate(up, bw, delay, source, self.goodput_mbps.value, self.capacity_mbps.value, since)
 
 

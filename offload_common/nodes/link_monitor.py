@@ -91,7 +91,7 @@ class LinkMonitorNode(Node):
         self.decision_seq = 0
         self.probe_seq = 0
         self._tick = 0
-        self.last_decision = None
+        self.last_decision = self.last_estimate = None
         self.last_publish_ns = 0
         self.config_pub = self.create_publisher(OffloadConfig, "offload_config", DECISION_QOS)
         self.probe_pub = self.create_publisher(LinkProbe, "link_probe", PROBE_QOS)
@@ -184,7 +184,7 @@ class LinkMonitorNode(Node):
         self.last_publish_ns = now_ns
 
     def _log_state(self) -> None:
-        d, est = self.last_decision, getattr(self, "last_estimate", None)
+        d, est = self.last_decision, self.last_estimate
         if d is None:
             return
         self.get_logger().info(f"link {'up' if est.up else 'DOWN'}: B {est.bandwidth_mbps:.2f} Mb/s ({est.source}), "
