@@ -51,7 +51,7 @@ def test_estimate_follows_the_shaped_rate_and_fallback_on_cut(tmp_path):
             time.sleep(10)
             at3 = estimates(edge)[-3:]
             link.set_rate(6.0)
-            time.sleep(10)
+            time.sleep(16)          # a capacity pair every 2 s, EWMA 0.3: ~8 samples to converge
             at6 = estimates(edge)[-3:]
             assert at3 and all(abs(b - 3.0) / 3.0 < 0.2 for b in at3), at3
             assert at6 and all(abs(b - 6.0) / 6.0 < 0.2 for b in at6), at6

@@ -98,6 +98,10 @@ def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy
             t_cut = time.monotonic()
             t_fallback = watcher.wait_for(lambda m: m.config_id == "edge_only" and not m.link_up, 10)
             assert t_fallback is not None and t_fallback - t_cut < 2.0, graph.output("link_monitor")
+            deadline = time.monotonic() + 3.0          # diagnostics come at 1 Hz: see the ERROR before restoring
+            while time.monotonic() < deadline and not any(
+                    st.level in (b"\x02", 2) for d in watcher.diagnostics for st in d.status):
+                time.sleep(0.05)
             graph.start_one("link_echo")
             t_back = time.monotonic()
             t_resume = watcher.wait_for(lambda m: m.config_id != "edge_only" and m.link_up, 15)
