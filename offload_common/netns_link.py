@@ -4,7 +4,11 @@
 iproute2. Nodes run inside with ``prefix(side)`` and ``dds_env()``: DDS discovery then stays
 inside the namespaces (multicast on the private veth), never on a real interface.
 
-    with EmulatedLink("eo_t", rate_mbps=3) as link:
+With ``delay_ms`` or ``loss`` the two sides are not joined directly: each veth ends in a third
+namespace (``<name>_link``) where :mod:`offload_common.link_relay` bridges them in user space,
+holding every frame for the one-way delay and dropping a fraction ``loss``.
+
+    with EmulatedLink("eo_t", rate_mbps=3, delay_ms=20) as link:
         ProcessGraph(nodes, prefix=link.prefix("edge"), env=link.dds_env())
         link.set_rate(6.0); link.set_up(False); link.set_up(True)
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from typing import Dict, List, Optional
@@ -38,12 +43,18 @@ def netns_available() -> Optional[str]:
 class EmulatedLink:
     SIDES = ("edge", "server")
 
-    def __init__(self, name: str = "", rate_mbps: float = 50.0, subnet: str = "10.214.0"):
+    def __init__(self, name: str = "", rate_mbps: float = 50.0, subnet: str = "10.214.0", delay_ms: float = 0.0,
+                 loss: float = 0.0, seed: int = 0):
         self.name = name or f"eo{uuid.uuid4().hex[:5]}"
         self.ns = {side: f"{self.name}_{side}" for side in self.SIDES}
         self.ifname = {"edge": f"{self.name}e", "server": f"{self.name}s"}
         self.addr = {"edge": f"{subnet}.1", "server": f"{subnet}.2"}
         self.rate_mbps = rate_mbps
+        self.delay_ms, self.loss, self.seed = delay_ms, loss, seed
+        self.relayed = delay_ms > 0 or loss > 0
+        if self.relayed:
+            self.ns["link"] = f"{self.name}_link"
+        self.relay: Optional[subprocess.Popen] = None
         self.is_up = True
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -65,13 +76,16 @@ class EmulatedLink:
         if why:
             raise LinkSetupError(why)
         try:
-            for side in self.SIDES:
+            for side in self.ns:
                 self._run(None, "ip", "netns", "add", self.ns[side])
                 self._run(side, "ip", "link", "set", "lo", "up")
                 self._run(side, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
                 self._run(side, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
-            self._run("edge", "ip", "link", "add", self.ifname["edge"], "type", "veth", "peer", "name",
-                      self.ifname["server"], "netns", self.ns["server"])
+            if self.relayed:
+                self._start_relay()
+            else:
+                self._run("edge", "ip", "link", "add", self.ifname["edge"], "type", "veth", "peer", "name",
+                          self.ifname["server"], "netns", self.ns["server"])
             for side in self.SIDES:
                 self._run(side, "ip", "addr", "add", f"{self.addr[side]}/24", "dev", self.ifname[side])
                 self._run(side, "ip", "link", "set", self.ifname[side], "up")
@@ -81,8 +95,33 @@ class EmulatedLink:
             self.destroy()
             raise
 
-    def destroy(self) -> None:
+    def _start_relay(self) -> None:
+        """veth edge <-> link namespace <-> veth server, bridged by the user-space relay."""
+        inner = {"edge": f"{self.name}a", "server": f"{self.name}b"}
         for side in self.SIDES:
+            self._run(side, "ip", "link", "add", self.ifname[side], "type", "veth", "peer", "name", inner[side],
+                      "netns", self.ns["link"])
+            self._run("link", "ip", "link", "set", inner[side], "up")
+            self._run(side, sys.executable, "-c", "import sys; from offload_common.link_relay import "
+                      "disable_offloads; disable_offloads(sys.argv[1])", self.ifname[side])
+        self.relay = subprocess.Popen(
+            self.prefix("link") + [sys.executable, "-m", "offload_common.link_relay", "--a", inner["edge"], "--b",
+                                   inner["server"], "--delay-ms", str(self.delay_ms), "--loss", str(self.loss),
+                                   "--seed", str(self.seed)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self.relay.stdout.readline()          # "relay ... <-> ...": sockets bound
+        if not line.startswith("relay "):
+            raise LinkSetupError(f"link relay did not start: {line}{self.relay.stdout.read()}")
+
+    def destroy(self) -> None:
+        if self.relay is not None:
+            self.relay.terminate()
+            try:
+                self.relay.wait(5)
+            except subprocess.TimeoutExpired:
+                self.relay.kill()
+            self.relay = None
+        for side in self.ns:
             subprocess.run(["ip", "netns", "del", self.ns[side]], capture_output=True)
 
     # -- control --------------------------------------------------------------------------------
