@@ -17,6 +17,7 @@ NODES = {
     "approxbit_server": "approxbit_ros.nodes.server_node:main",
     "link_monitor": "offload_common.nodes.link_monitor:main",
     "link_echo": "offload_common.nodes.link_echo:main",
+    "experiment_recorder": "offload_common.nodes.experiment_recorder:main",
 }
 
 # command-line tools (not ROS nodes)
@@ -26,6 +27,7 @@ COMMANDS = {
     "approxbit_train_backbone": "approxbit_ros.training.train_backbone_cli:main",
     "approxbit_train_configs": "approxbit_ros.training.train_configs_cli:main",
     "approxbit_profile": "approxbit_ros.profile_cli:main",
+    "approxbit_adaptive_experiment": "approxbit_ros.experiments.adaptive_cli:main",
 }
 
 setup(

@@ -52,6 +52,11 @@ def load_backbone(folder: str):
         from approxbit_ros.backbones.cnn3d import Cnn3dBackbone
 
         model = Cnn3dBackbone.from_pretrained(folder)
+    elif kind == "videomae":
+        from approxbit_ros.backbones.videomae import VideoMaeBackbone
+
+        model = VideoMaeBackbone.from_pretrained(folder)
+        return model.eval(), kind, model.labels
     else:
         raise ValueError(f"{folder}: unknown backbone model_type {kind!r}")
     labels = raw.get("labels")
@@ -143,7 +148,8 @@ def _load_codec(encoder: BinaryEncoder, decoder: BinaryDecoder, path: str) -> No
 @torch.no_grad()
 def warm_up(configs: ConfigurationSet) -> None:
     """Run every configuration once on a zero clip so the first real clip pays no lazy setup."""
-    x = torch.zeros(1, 3, configs.clip_frames, configs.clip_size, configs.clip_size)
+    x = configs.backbone.preprocess(torch.zeros(1, configs.clip_frames, configs.clip_size, configs.clip_size, 3,
+                                                dtype=torch.uint8, device=configs.device))
     for c in configs.configurations.values():
         f = configs.backbone.edge(x, c.offload_point)
         if c.encoder is not None:

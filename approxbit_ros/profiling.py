@@ -104,6 +104,7 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
 
 
 def _feature_positions(configs: ConfigurationSet, o: int) -> int:
-    x = torch.zeros(1, 3, configs.clip_frames, configs.clip_size, configs.clip_size, device=configs.device)
+    x = configs.backbone.preprocess(torch.zeros(1, configs.clip_frames, configs.clip_size, configs.clip_size, 3,
+                                                dtype=torch.uint8, device=configs.device))
     with torch.no_grad():
         return int(np.prod(configs.backbone.edge(x, o).shape[2:]))

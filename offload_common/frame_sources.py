@@ -25,6 +25,7 @@ class Frame:
     rgb: np.ndarray               # (H, W, 3) uint8
     index: int                    # position in the source, 0-based
     stamp_ns: Optional[int] = None  # original timestamp when the source has one (bags)
+    label: Optional[str] = None     # ground truth when the source knows it (synthetic action clips)
 
 
 class FrameSource:

@@ -84,8 +84,9 @@ class TracePlayer:
         self._thread: Optional[threading.Thread] = None
         self.t0: Optional[float] = None
 
-    def start(self) -> "TracePlayer":
-        self.t0 = time.time()
+    def start(self, t0: Optional[float] = None) -> "TracePlayer":
+        """Play from wall time ``t0`` (default: now)."""
+        self.t0 = time.time() if t0 is None else t0
         self._thread = threading.Thread(target=self._run, name="trace-player", daemon=True)
         self._thread.start()
         return self

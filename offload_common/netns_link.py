@@ -126,8 +126,9 @@ class EmulatedLink:
 
     # -- control --------------------------------------------------------------------------------
     def set_rate(self, mbps: float) -> None:
-        """tbf on both ends: ``mbps`` each way; the bucket holds ~10 ms at the rate (>= 4 kB)."""
-        burst = max(4000, int(mbps * 1e6 / 8 / 100))
+        """tbf on both ends: ``mbps`` each way; the bucket holds ~2 ms at the rate (>= 4 kB), less
+        than one capacity probe, so a back-to-back probe pair is spaced by the rate."""
+        burst = max(4000, int(mbps * 1e6 / 8 / 500))
         for side in self.SIDES:
             self._run(side, "tc", "qdisc", "replace", "dev", self.ifname[side], "root", "tbf", "rate",
                       f"{mbps:g}mbit", "burst", str(burst), "latency", "400ms")

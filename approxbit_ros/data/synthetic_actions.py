@@ -177,7 +177,9 @@ def clip_batch(ds: SyntheticActions, indices: List[int]) -> Tuple[np.ndarray, np
 
 class SyntheticActionFrames:
     """The test split as an endless frame stream for the camera source: clips one after the
-    other, upscaled to ``width`` x ``height``; ``labels`` records the class of each clip."""
+    other, upscaled to ``width`` x ``height``; ``labels`` records the class of each clip and
+    every frame carries its clip's class name (``Frame.label``), frame k being frame k % 16 of
+    clip k // 16."""
 
     name = "actions"
 
@@ -197,7 +199,8 @@ class SyntheticActionFrames:
             clip, label = self.dataset[(i + self.offset) % len(self.dataset)]
             self.labels.append(label)
             for frame in clip:
-                yield Frame(cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_NEAREST), k)
+                yield Frame(cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_NEAREST), k,
+                            label=CLASSES[label])
                 k += 1
 
     def close(self) -> None:

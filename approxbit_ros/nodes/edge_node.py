@@ -25,7 +25,7 @@ from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_header
-from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
+from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sensor_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest
 
@@ -40,6 +40,8 @@ PARAMETERS = (
     Param("topk", 5, "classes in edge-only results", read_only=True),
     Param("device", "cpu", "torch device for the models (cpu, cuda, cuda:0)", read_only=True),
     Param("torch_threads", 2, "CPU threads for the models", read_only=True),
+    Param("image_queue_depth", 32, "camera frames the subscription holds while the node is busy (sensor QoS)",
+          read_only=True),
     Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True),
     Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
 )
@@ -64,7 +66,7 @@ class ApproxBitEdgeNode(Node):
         self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(BinaryFeatures, "binary_features", payload_qos(self.p.payload_depth))
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
-        self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
+        self.create_subscription(Image, "image_raw", self._on_image, sensor_qos(self.p.image_queue_depth))
         self.create_subscription(OffloadConfig, "offload_config", self._on_config, DECISION_QOS)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, daemon=True)

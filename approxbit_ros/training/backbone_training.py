@@ -25,6 +25,7 @@ class BackboneTrainingConfig:
     val_clips: int = 390
     seed: int = 0
     single_frame: bool = False     # baseline: every frame replaced by the middle one
+    grad_clip: float = 0.0         # max gradient norm (0: off); the transformer wants 1.0
 
 
 def as_input(clips: np.ndarray, single_frame: bool) -> torch.Tensor:
@@ -93,6 +94,8 @@ class BackboneTrainer:
                 loss = F.cross_entropy(logits, torch.from_numpy(y), label_smoothing=0.05)
                 self.opt.zero_grad()
                 loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.opt.step()
                 self.sched.step()
                 losses.append(loss.item())

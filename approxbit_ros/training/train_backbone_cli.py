@@ -2,6 +2,8 @@
 save it (config.json + model.safetensors), with the command and seed that reproduce it.
 
     approxbit_train_backbone --backbone cnn3d --out models/approxbit/cnn3d-actions
+    approxbit_train_backbone --backbone videomae --epochs 16 --lr 1e-3 --weight-decay 0.05 --grad-clip 1 \
+        --out models/approxbit/videomae-actions --checkpoint-dir build/videomae_ckpt
 """
 from __future__ import annotations
 
@@ -15,7 +17,12 @@ def build(name: str):
         from approxbit_ros.backbones.cnn3d import Cnn3dBackbone, Cnn3dConfig
 
         return Cnn3dBackbone(Cnn3dConfig())
-    raise SystemExit(f"unknown backbone {name!r} (expected: cnn3d)")
+    if name == "videomae":
+        from approxbit_ros.backbones.videomae import VideoMaeBackbone, small_videomae_config
+        from approxbit_ros.data.synthetic_actions import CLASSES
+
+        return VideoMaeBackbone.from_config(small_videomae_config(len(CLASSES), CLASSES))
+    raise SystemExit(f"unknown backbone {name!r} (expected: cnn3d or videomae)")
 
 
 def main(argv=None) -> int:
@@ -30,6 +37,9 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--clips-per-epoch", type=int, default=2600)
     ap.add_argument("--single-frame", action="store_true", help="baseline without temporal information")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -37,7 +47,8 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     model = build(args.backbone)
     cfg = BackboneTrainingConfig(epochs=args.epochs, clips_per_epoch=args.clips_per_epoch, seed=args.seed,
-                                 single_frame=args.single_frame)
+                                 lr=args.lr, weight_decay=args.weight_decay,
+                                 grad_clip=args.grad_clip, single_frame=args.single_frame)
     t0 = time.time()
     history = BackboneTrainer(model, cfg).train(args.checkpoint_dir or None,
                                                 on_epoch=lambda s: print(f"epoch {s}", flush=True))

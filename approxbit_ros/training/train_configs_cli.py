@@ -33,7 +33,7 @@ def plan(backbone, frames: int = 16, size: int = 64):
 
     from approxbit_ros.backbones.flops import cumulative_block_flops, offload_points
 
-    cum = cumulative_block_flops(backbone, torch.zeros(1, 3, frames, size, size))
+    cum = cumulative_block_flops(backbone, backbone.preprocess(torch.zeros(1, frames, size, size, 3, dtype=torch.uint8)))
     points = offload_points(cum)
     return cum, points, [(o, enc, k) for o in points for enc in (False, True)
                          for k in (max(1, backbone.feature_channels(o) // 2), max(1, backbone.feature_channels(o) // 4))]
@@ -42,7 +42,7 @@ def plan(backbone, frames: int = 16, size: int = 64):
 def main(argv=None) -> int:
     import torch
 
-    from approxbit_ros.backbones.cnn3d import Cnn3dBackbone
+    from approxbit_ros.configurations import load_backbone
     from approxbit_ros.training.codec_training import (ApproxBitConfiguration, CodecTrainingConfig,
                                                        evaluate_configuration, save_configuration,
                                                        train_configuration)
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     ap.add_argument("--deepcod", action="store_true", help="train the DeepCOD-style float baselines instead")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    backbone = Cnn3dBackbone.from_pretrained(args.backbone)
+    backbone = load_backbone(args.backbone)[0]
     cum, points, configs = plan(backbone)
     total = cum[-1]
     print("edge FLOPs by offload point: " + ", ".join(f"o{o}={c / 1e6:.1f}M ({c / total:.0%})"

@@ -36,14 +36,22 @@ class EstimatorSettings:
     capacity_min_bytes: int = 8000
     external_max_age_s: float = 5.0
     default_bandwidth_mbps: float = 1.0   # until the first capacity sample or report
+    alpha_down: float = 0.7            # weight of a capacity sample below the estimate: drop fast, rise slowly
 
 
 class Ewma:
-    def __init__(self, alpha: float):
+    """Exponentially weighted mean; ``alpha_down`` (default: alpha) weighs samples below it."""
+
+    def __init__(self, alpha: float, alpha_down: Optional[float] = None):
         self.alpha, self.value = alpha, None
+        self.alpha_down = alpha if alpha_down is None else alpha_down
 
     def add(self, x: float) -> float:
-        self.value = x if self.value is None else (1 - self.alpha) * self.value + self.alpha * x
+        if self.value is None:
+            self.value = x
+        else:
+            a = self.alpha_down if x < self.value else self.alpha
+            self.value = (1 - a) * self.value + a * x
         return self.value
 
 
@@ -65,7 +73,7 @@ class LinkEstimator:
     def __init__(self, settings: Optional[EstimatorSettings] = None):
         self.settings = s = settings or EstimatorSettings()
         self.base_rtt_ms: Optional[float] = None
-        self.capacity_mbps = Ewma(s.alpha)
+        self.capacity_mbps = Ewma(s.alpha, s.alpha_down)
         self.goodput_mbps = Ewma(s.alpha)
         self.last_receipt_ns: Optional[int] = None
         self.external: Optional[tuple] = None          # (mbps, ns)

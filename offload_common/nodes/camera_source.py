@@ -33,6 +33,10 @@ PARAMETERS = (
     Param("seed", 0, "seed of the synthetic scene", read_only=True),
     Param("synthetic_width", 320, "synthetic scene width before resizing", read_only=True),
     Param("synthetic_height", 240, "synthetic scene height before resizing", read_only=True),
+    Param("wait_for_subscribers", 0, "publish only once this many subscribers matched, plus 1 s "
+          "(experiments: no frame lost to discovery; 0: publish at once)", read_only=True),
+    Param("ground_truth_log", "", "append 'stamp_ns frame_index label' per labelled frame to this file "
+          "(experiments score results against it; empty: off)", read_only=True),
 )
 
 
@@ -48,6 +52,8 @@ class CameraSourceNode(Node):
                                   height=self.p.height, max_frames=self.p.max_frames)
         self.pub = self.create_publisher(Image, "image_raw", SENSOR_QOS)
         self.published = 0
+        self._matched_at = None
+        self.truth = open(self.p.ground_truth_log, "a", buffering=1) if self.p.ground_truth_log else None
         self._t0 = time.monotonic()
         self.timer = self.create_timer(1.0 / max(self.p.rate_hz, 1e-3), self._tick)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -66,7 +72,19 @@ class CameraSourceNode(Node):
                 self.get_logger().info(f"rate changed to {param.value:g} Hz")
         return SetParametersResult(successful=True)
 
+    def _ready(self) -> bool:
+        if self.p.wait_for_subscribers <= 0:
+            return True
+        if self._matched_at is None:
+            if self.pub.get_subscription_count() < self.p.wait_for_subscribers:
+                return False
+            self._matched_at = time.monotonic()
+            self.get_logger().info(f"{self.p.wait_for_subscribers} subscriber(s) matched; publishing in 1 s")
+        return time.monotonic() - self._matched_at >= 1.0
+
     def _tick(self) -> None:
+        if not self._ready():
+            return
         frame = self.stream.next_frame()
         if frame is None:
             self.get_logger().info(f"end of source after {self.published} frames; stopping")
@@ -79,6 +97,9 @@ class CameraSourceNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p.frame_id
         self.pub.publish(msg)
+        if self.truth is not None and frame.label is not None:
+            stamp = msg.header.stamp
+            self.truth.write(f"{stamp.sec * 1_000_000_000 + stamp.nanosec} {frame.index} {frame.label}\n")
         self.published += 1
         if self.published % 100 == 0:
             rate = self.published / (time.monotonic() - self._t0)

@@ -44,6 +44,8 @@ PARAMETERS = (
     Param("capacity_probe_period_s", 2.0, "a pair of capacity probes this often", read_only=True),
     Param("loss_timeout_s", 1.0, "link declared lost after this long without a receipt", read_only=True),
     Param("ewma_alpha", 0.3, "weight of a new sample in the bandwidth / delay averages", read_only=True),
+    Param("ewma_alpha_down", 0.7, "weight of a capacity sample below the estimate (a falling link is "
+          "believed fast, a rising one slowly)", read_only=True),
     Param("default_bandwidth_mbps", 1.0, "bandwidth assumed before the first measurement", read_only=True),
     Param("external_rate_max_age_s", 5.0, "an external rate report is used for this long", read_only=True),
     Param("interface", "", "network interface whose tx counter gives the goodput (empty: none)",
@@ -87,7 +89,7 @@ class LinkMonitorNode(Node):
         self.estimator = LinkEstimator(EstimatorSettings(self.p.ewma_alpha, self.p.loss_timeout_s,
                                                          min(8000, self.p.capacity_probe_bytes),
                                                          self.p.external_rate_max_age_s,
-                                                         self.p.default_bandwidth_mbps))
+                                                         self.p.default_bandwidth_mbps, self.p.ewma_alpha_down))
         self.decision_seq = 0
         self.probe_seq = 0
         self._tick = 0

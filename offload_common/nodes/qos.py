@@ -6,6 +6,13 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 SENSOR_QOS = qos_profile_sensor_data
 
 
+def sensor_qos(depth: int) -> QoSProfile:
+    """Sensor-data QoS (best effort, volatile) with a deeper queue: a busy subscriber (a model
+    running on a slow edge CPU) keeps up to ``depth`` frames instead of 5."""
+    return QoSProfile(history=qos_profile_sensor_data.history, depth=max(1, depth),
+                      reliability=qos_profile_sensor_data.reliability, durability=qos_profile_sensor_data.durability)
+
+
 def payload_qos(depth: int = 30) -> QoSProfile:
     """Edge -> server payloads: reliable, history covering 2-3 s of messages so that
     repairs over a long-RTT link succeed (see shared notes on DDS over 3 Mbit/s)."""

@@ -1,0 +1,254 @@
+"""Scoring an adaptive-offloading run: results joined with the camera's ground truth, the
+monitor's decisions and the bandwidth trace; SLA violations, switches, prediction error,
+fallback / recovery times; and the Fig. 9-style plot. Plain Python over the recorder's JSON lines.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+CLIP_FRAMES = 16
+
+
+@dataclass
+class Run:
+    results: List[dict]
+    decisions: List[dict]
+    slas: List[dict]
+    truth: Dict[int, Tuple[int, str]]              # capture stamp ns -> (frame index, label)
+    rates: List[Tuple[float, float]] = field(default_factory=list)   # (unix s, Mbit/s) applied
+    events: List[Tuple[float, str]] = field(default_factory=list)    # (unix s, "cut" / "restore")
+    t0: float = 0.0                                                  # experiment start, unix s
+
+    @property
+    def clip_labels(self) -> Dict[int, str]:
+        if not hasattr(self, "_clip_labels"):
+            self._clip_labels = {i // CLIP_FRAMES: lbl for i, lbl in self.truth.values()}
+        return self._clip_labels
+
+
+def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t0: float = 0.0) -> Run:
+    results, decisions, slas = [], [], []
+    with open(record_path) as f:
+        for line in f:
+            r = json.loads(line)
+            {"result": results, "decision": decisions, "sla": slas}[r["type"]].append(r)
+    truth = {}
+    if truth_path:
+        with open(truth_path) as f:
+            for line in f:
+                stamp, index, label = line.rstrip("\n").split(" ", 2)
+                truth[int(stamp)] = (int(index), label)
+    decisions.sort(key=lambda d: d["recv_ns"])
+    results.sort(key=lambda r: r["recv_ns"])
+    return Run(results, decisions, slas, truth, list(rates), list(events), t0)
+
+
+def expected_label(run: Run, stamp_ns: int) -> Optional[str]:
+    """Ground truth of the clip whose newest frame was captured at ``stamp_ns``: the class of the
+    dataset clip most of its 16 frames came from (frames the edge dropped shift a clip against the
+    dataset's clip grid; with no drops every clip is aligned)."""
+    truth = run.truth.get(stamp_ns)
+    if truth is None:
+        return None
+    index = truth[0]
+    clip = index // CLIP_FRAMES if index % CLIP_FRAMES >= CLIP_FRAMES // 2 else index // CLIP_FRAMES - 1
+    return run.clip_labels.get(clip)
+
+
+def decision_at(decisions: Sequence[dict], t_ns: int) -> Optional[dict]:
+    """The latest decision received at or before ``t_ns``."""
+    keys = [d["recv_ns"] for d in decisions]
+    i = bisect.bisect_right(keys, t_ns) - 1
+    return decisions[i] if i >= 0 else None
+
+
+def prediction_for(decisions: Sequence[dict], config_id: str, t_ns: int) -> Optional[dict]:
+    """The latest decision for ``config_id`` at or before ``t_ns`` (its predicted latency is the
+    monitor's Eq. 1 for that configuration with the link estimate of that moment)."""
+    for d in reversed(decisions):
+        if d["recv_ns"] <= t_ns and d["config_id"] == config_id:
+            return d
+    return None
+
+
+def score(run: Run) -> List[dict]:
+    """One row per result: correctness (None when the clip is not aligned with a ground-truth
+    clip), SLA in force at capture, violation, predicted latency of its configuration."""
+    rows = []
+    for r in run.results:
+        d = decision_at(run.decisions, r["stamp_ns"])
+        p = prediction_for(run.decisions, r["config_id"], r["recv_ns"])
+        correct = None
+        expected = expected_label(run, r["stamp_ns"])
+        if expected is not None:
+            correct = expected == r["label"]
+        row = {"t": r["stamp_ns"] / 1e9 - run.t0, "config_id": r["config_id"], "total_ms": r["total_ms"],
+               "correct": correct, "stamp_ns": r["stamp_ns"], "sla_kind": d["sla_kind"] if d else None,
+               "predicted_ms": p["predicted_latency_ms"] if p else None,
+               "predicted_accuracy": p["predicted_accuracy"] if p else None,
+               "bandwidth_mbps": d["bandwidth_mbps"] if d else None}
+        violated = None
+        if d is not None and d["sla_kind"] == "latency":
+            violated = r["total_ms"] > d["sla_latency_ms"]
+            row["bound"] = d["sla_latency_ms"]
+        elif d is not None and p is not None:
+            violated = p["predicted_accuracy"] < d["sla_accuracy"]     # the configuration's profiled accuracy
+            row["bound"] = d["sla_accuracy"]
+        row["violated"] = violated
+        row["feasible"] = d["sla_feasible"] if d else None
+        rows.append(row)
+    return rows
+
+
+def rate_level(rate: float, levels: Sequence[float]) -> float:
+    return min(levels, key=lambda lv: abs(np.log(rate / lv)))
+
+
+def summarize(run: Run, levels: Sequence[float] = (3.0, 6.0, 50.0)) -> dict:
+    rows = score(run)
+    out: dict = {"results": len(rows)}
+    stamps = Counter(r["stamp_ns"] for r in run.results)
+    out["duplicate_results"] = sum(c - 1 for c in stamps.values())
+    scored = [r for r in rows if r["correct"] is not None]
+    out["scored_results"] = len(scored)
+    aligned = [r for r in run.results if r["stamp_ns"] in run.truth
+               and run.truth[r["stamp_ns"]][0] % CLIP_FRAMES == CLIP_FRAMES - 1]
+    out["clip_aligned_fraction"] = round(len(aligned) / len(run.results), 3) if run.results else None
+    for kind in ("latency", "accuracy"):
+        sel = [r for r in rows if r["sla_kind"] == kind and r["violated"] is not None]
+        feas = [r for r in sel if r["feasible"]]
+        acc = [r["correct"] for r in sel if r["correct"] is not None]
+        out[f"{kind}_sla"] = {
+            "results": len(sel), "violations": sum(r["violated"] for r in sel),
+            "violation_rate": round(sum(r["violated"] for r in sel) / len(sel), 4) if sel else None,
+            "results_while_feasible": len(feas),
+            "violation_rate_while_feasible": round(sum(r["violated"] for r in feas) / len(feas), 4) if feas else None,
+            "measured_accuracy": round(float(np.mean(acc)), 4) if acc else None,
+            "latency_p50_ms": round(float(np.median([r["total_ms"] for r in sel])), 1) if sel else None,
+            "latency_p95_ms": round(float(np.percentile([r["total_ms"] for r in sel], 95)), 1) if sel else None}
+    # switches: changes of the decided configuration
+    configs = [d["config_id"] for d in run.decisions]
+    switches = sum(1 for a, b in zip(configs, configs[1:]) if a != b)
+    span_min = ((run.decisions[-1]["recv_ns"] - run.decisions[0]["recv_ns"]) / 6e10) if len(run.decisions) > 1 else 0
+    out["switches"] = switches
+    out["switches_per_min"] = round(switches / span_min, 2) if span_min else None
+    out["prediction"] = prediction_error(run, rows, levels)
+    out["link_cut"] = cut_times(run)
+    return out
+
+
+def prediction_error(run: Run, rows: List[dict], levels: Sequence[float]) -> List[dict]:
+    """Median measured vs median predicted latency per (rate level, configuration) while the
+    shaped rate was at that level (results captured at least 3 s after a level change)."""
+    if not run.rates:
+        return []
+    times = [t for t, _ in run.rates]
+    groups = defaultdict(list)
+    for r in rows:
+        if r["predicted_ms"] is None or r["config_id"] == "edge_only":
+            continue
+        t = r["stamp_ns"] / 1e9
+        i = bisect.bisect_right(times, t) - 1
+        if i < 0:
+            continue
+        level = rate_level(run.rates[i][1], levels)
+        # time since the level (not just the fluctuating step) started
+        j = i
+        while j > 0 and rate_level(run.rates[j - 1][1], levels) == level:
+            j -= 1
+        if t - times[j] < 3.0:
+            continue
+        groups[(level, r["config_id"])].append((r["total_ms"], r["predicted_ms"]))
+    out = []
+    for (level, cid), vals in sorted(groups.items()):
+        if len(vals) < 5:
+            continue
+        meas = float(np.median([m for m, _ in vals]))
+        pred = float(np.median([p for _, p in vals]))
+        out.append({"rate_mbps": level, "config_id": cid, "results": len(vals), "measured_p50_ms": round(meas, 1),
+                    "predicted_p50_ms": round(pred, 1), "error": round((meas - pred) / pred, 3)})
+    return out
+
+
+def cut_times(run: Run) -> List[dict]:
+    """For each link cut: seconds until the monitor decided edge_only, and after the restore until
+    it decided an offloading configuration again."""
+    out = []
+    cuts = [t for t, e in run.events if e == "cut"]
+    restores = [t for t, e in run.events if e == "restore"]
+    for tc, tr in zip(cuts, restores):
+        fb = next((d["recv_ns"] / 1e9 for d in run.decisions
+                   if d["recv_ns"] / 1e9 >= tc and d["config_id"] == "edge_only" and not d["link_up"]), None)
+        up = next((d for d in run.decisions if d["recv_ns"] / 1e9 >= tr and d["link_up"]), None)
+        back = next((d for d in run.decisions if d["recv_ns"] / 1e9 >= tr and d["config_id"] != "edge_only"), None)
+        out.append({"fallback_s": round(fb - tc, 2) if fb else None,
+                    "link_up_again_s": round(up["recv_ns"] / 1e9 - tr, 2) if up else None,
+                    "choice_after_restore": up["config_id"] if up else None,
+                    "offloading_again_s": round(back["recv_ns"] / 1e9 - tr, 2) if back else None})
+    return out
+
+
+def plot(run: Run, path: str, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = score(run)
+    fig, ax = plt.subplots(4, 1, figsize=(12, 10), sharex=True)
+    if run.rates:
+        ts = [t - run.t0 for t, _ in run.rates]
+        ax[0].step(ts, [r for _, r in run.rates], where="post", label="shaped rate")
+    dt = [d["recv_ns"] / 1e9 - run.t0 for d in run.decisions]
+    ax[0].plot(dt, [d["bandwidth_mbps"] for d in run.decisions], ".", ms=3, label="monitor estimate")
+    for t, e in run.events:
+        for a in ax:
+            a.axvline(t - run.t0, color="red" if e == "cut" else "green", lw=0.8, ls="--")
+    ax[0].set_yscale("log")
+    ax[0].set_ylabel("Mbit/s")
+    ax[0].legend(loc="upper right")
+    names = sorted({d["config_id"] for d in run.decisions} | {r["config_id"] for r in rows})
+    ax[1].step(dt, [names.index(d["config_id"]) for d in run.decisions], where="post")
+    ax[1].set_yticks(range(len(names)))
+    ax[1].set_yticklabels(names, fontsize=7)
+    ax[1].set_ylabel("chosen")
+    t = np.array([r["t"] for r in rows])
+    lat = np.array([r["total_ms"] for r in rows])
+    bad = np.array([bool(r["violated"]) for r in rows])
+    if len(rows):
+        ax[2].plot(t[~bad], lat[~bad], ".", ms=3, label="measured")
+        ax[2].plot(t[bad], lat[bad], "x", ms=4, color="red", label="SLA violated")
+        pt = [(r["t"], r["predicted_ms"]) for r in rows if r["predicted_ms"] is not None]
+        if pt:
+            ax[2].plot(*zip(*pt), "-", lw=0.8, alpha=0.7, label="predicted (Eq. 1)")
+    lb = [(r["t"], r["bound"]) for r in rows if r["sla_kind"] == "latency" and "bound" in r]
+    if lb:
+        ax[2].plot(*zip(*lb), "k--", lw=1, label="latency SLA")
+    ax[2].set_yscale("log")
+    ax[2].set_ylabel("latency ms")
+    ax[2].legend(loc="upper right", fontsize=7)
+    scored = [r for r in rows if r["correct"] is not None]
+    if scored:
+        st = np.array([r["t"] for r in scored])
+        ok = np.array([float(r["correct"]) for r in scored])
+        k = min(20, len(ok))
+        ax[3].plot(st[k - 1:], np.convolve(ok, np.ones(k) / k, mode="valid"), label=f"measured (last {k})")
+    pa = [(r["t"], r["predicted_accuracy"]) for r in rows if r["predicted_accuracy"] is not None]
+    if pa:
+        ax[3].plot(*zip(*pa), "-", lw=0.8, label="profiled accuracy of the choice")
+    ab = [(r["t"], r["bound"]) for r in rows if r["sla_kind"] == "accuracy" and "bound" in r]
+    if ab:
+        ax[3].plot(*zip(*ab), "k--", lw=1, label="accuracy SLA")
+    ax[3].set_ylabel("top-1")
+    ax[3].set_xlabel("time (s)")
+    ax[3].legend(loc="lower right", fontsize=7)
+    fig.suptitle(title or "adaptive offloading over an emulated link")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

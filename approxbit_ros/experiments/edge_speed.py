@@ -1,0 +1,39 @@
+"""Median time of the whole backbone on one clip (torch, 1 thread), printed as ``median_ms X``.
+The adaptive experiment runs it inside and outside the edge's CPU limit: the ratio is the
+monitor's ``edge_scale`` (the lookup table was measured on the unlimited CPU).
+
+    python -m approxbit_ros.experiments.edge_speed --backbone models/approxbit/cnn3d-actions
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    import numpy as np
+    import torch
+
+    from approxbit_ros.configurations import load_backbone
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", required=True)
+    ap.add_argument("--clips", type=int, default=30)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    model = load_backbone(args.backbone)[0]
+    x = model.preprocess(torch.zeros(1, 16, 64, 64, 3, dtype=torch.uint8))
+    times = []
+    with torch.no_grad():
+        for i in range(args.clips + 3):
+            t = time.perf_counter()
+            model(x)
+            if i >= 3:
+                times.append((time.perf_counter() - t) * 1000)
+    print(f"median_ms {np.median(times):.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
