@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from approxbit_ros.backbones import blank_input
 from approxbit_ros.codec import BinaryCodecConfig, BinaryDecoder, BinaryEncoder
 from offload_common.lookup_table import EDGE_ONLY
 
@@ -148,8 +149,7 @@ def _load_codec(encoder: BinaryEncoder, decoder: BinaryDecoder, path: str) -> No
 @torch.no_grad()
 def warm_up(configs: ConfigurationSet) -> None:
     """Run every configuration once on a zero clip so the first real clip pays no lazy setup."""
-    x = configs.backbone.preprocess(torch.zeros(1, configs.clip_frames, configs.clip_size, configs.clip_size, 3,
-                                                dtype=torch.uint8, device=configs.device))
+    x = blank_input(configs.backbone, configs.clip_frames, configs.clip_size, configs.device)
     for c in configs.configurations.values():
         f = configs.backbone.edge(x, c.offload_point)
         if c.encoder is not None:

@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import torch
 
+from approxbit_ros.backbones import blank_input
 from approxbit_ros.baselines import decode_clip_h264, encode_clip_h264
 from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet
 from approxbit_ros.data.synthetic_actions import SyntheticActions
@@ -104,7 +105,6 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
 
 
 def _feature_positions(configs: ConfigurationSet, o: int) -> int:
-    x = configs.backbone.preprocess(torch.zeros(1, configs.clip_frames, configs.clip_size, configs.clip_size, 3,
-                                                dtype=torch.uint8, device=configs.device))
+    x = blank_input(configs.backbone, configs.clip_frames, configs.clip_size, configs.device)
     with torch.no_grad():
         return int(np.prod(configs.backbone.edge(x, o).shape[2:]))

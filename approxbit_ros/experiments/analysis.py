@@ -24,12 +24,13 @@ class Run:
     rates: List[Tuple[float, float]] = field(default_factory=list)   # (unix s, Mbit/s) applied
     events: List[Tuple[float, str]] = field(default_factory=list)    # (unix s, "cut" / "restore")
     t0: float = 0.0                                                  # experiment start, unix s
+    clip_labels: Dict[int, str] = field(init=False)                  # dataset clip index -> label
+    decision_ns: List[int] = field(init=False)                       # receive times of the decisions
 
-    @property
-    def clip_labels(self) -> Dict[int, str]:
-        if not hasattr(self, "_clip_labels"):
-            self._clip_labels = {i // CLIP_FRAMES: lbl for i, lbl in self.truth.values()}
-        return self._clip_labels
+    def __post_init__(self):
+        self.decisions.sort(key=lambda d: d["recv_ns"])
+        self.clip_labels = {i // CLIP_FRAMES: lbl for i, lbl in self.truth.values()}
+        self.decision_ns = [d["recv_ns"] for d in self.decisions]
 
 
 def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t0: float = 0.0) -> Run:
@@ -44,7 +45,6 @@ def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t
             for line in f:
                 stamp, index, label = line.rstrip("\n").split(" ", 2)
                 truth[int(stamp)] = (int(index), label)
-    decisions.sort(key=lambda d: d["recv_ns"])
     results.sort(key=lambda r: r["recv_ns"])
     return Run(results, decisions, slas, truth, list(rates), list(events), t0)
 
@@ -61,19 +61,18 @@ def expected_label(run: Run, stamp_ns: int) -> Optional[str]:
     return run.clip_labels.get(clip)
 
 
-def decision_at(decisions: Sequence[dict], t_ns: int) -> Optional[dict]:
+def decision_at(run: Run, t_ns: int) -> Optional[dict]:
     """The latest decision received at or before ``t_ns``."""
-    keys = [d["recv_ns"] for d in decisions]
-    i = bisect.bisect_right(keys, t_ns) - 1
-    return decisions[i] if i >= 0 else None
+    i = bisect.bisect_right(run.decision_ns, t_ns) - 1
+    return run.decisions[i] if i >= 0 else None
 
 
-def prediction_for(decisions: Sequence[dict], config_id: str, t_ns: int) -> Optional[dict]:
+def prediction_for(run: Run, config_id: str, t_ns: int) -> Optional[dict]:
     """The latest decision for ``config_id`` at or before ``t_ns`` (its predicted latency is the
     monitor's Eq. 1 for that configuration with the link estimate of that moment)."""
-    for d in reversed(decisions):
-        if d["recv_ns"] <= t_ns and d["config_id"] == config_id:
-            return d
+    for i in range(bisect.bisect_right(run.decision_ns, t_ns) - 1, -1, -1):
+        if run.decisions[i]["config_id"] == config_id:
+            return run.decisions[i]
     return None
 
 
@@ -82,8 +81,8 @@ def score(run: Run) -> List[dict]:
     clip), SLA in force at capture, violation, predicted latency of its configuration."""
     rows = []
     for r in run.results:
-        d = decision_at(run.decisions, r["stamp_ns"])
-        p = prediction_for(run.decisions, r["config_id"], r["recv_ns"])
+        d = decision_at(run, r["stamp_ns"])
+        p = prediction_for(run, r["config_id"], r["recv_ns"])
         correct = None
         expected = expected_label(run, r["stamp_ns"])
         if expected is not None:
@@ -227,9 +226,7 @@ def plot(run: Run, path: str, title: str = "") -> None:
         pt = [(r["t"], r["predicted_ms"]) for r in rows if r["predicted_ms"] is not None]
         if pt:
             ax[2].plot(*zip(*pt), "-", lw=0.8, alpha=0.7, label="predicted (Eq. 1)")
-    lb = [(r["t"], r["bound"]) for r in rows if r["sla_kind"] == "latency" and "bound" in r]
-    if lb:
-        ax[2].plot(*zip(*lb), "k--", lw=1, label="latency SLA")
+    _plot_bound(ax[2], rows, "latency")
     ax[2].set_yscale("log")
     ax[2].set_ylabel("latency ms")
     ax[2].legend(loc="upper right", fontsize=7)
@@ -242,9 +239,7 @@ def plot(run: Run, path: str, title: str = "") -> None:
     pa = [(r["t"], r["predicted_accuracy"]) for r in rows if r["predicted_accuracy"] is not None]
     if pa:
         ax[3].plot(*zip(*pa), "-", lw=0.8, label="profiled accuracy of the choice")
-    ab = [(r["t"], r["bound"]) for r in rows if r["sla_kind"] == "accuracy" and "bound" in r]
-    if ab:
-        ax[3].plot(*zip(*ab), "k--", lw=1, label="accuracy SLA")
+    _plot_bound(ax[3], rows, "accuracy")
     ax[3].set_ylabel("top-1")
     ax[3].set_xlabel("time (s)")
     ax[3].legend(loc="lower right", fontsize=7)
@@ -252,3 +247,10 @@ def plot(run: Run, path: str, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_bound(ax, rows: List[dict], kind: str) -> None:
+    """The SLA bound while an SLA of ``kind`` was in force."""
+    pts = [(r["t"], r["bound"]) for r in rows if r["sla_kind"] == kind and "bound" in r]
+    if pts:
+        ax.plot(*zip(*pts), "k--", lw=1, label=f"{kind} SLA")

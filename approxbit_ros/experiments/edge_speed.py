@@ -15,6 +15,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from approxbit_ros.backbones import blank_input
     from approxbit_ros.configurations import load_backbone
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     model = load_backbone(args.backbone)[0]
-    x = model.preprocess(torch.zeros(1, 16, 64, 64, 3, dtype=torch.uint8))
+    x = blank_input(model)
     times = []
     with torch.no_grad():
         for i in range(args.clips + 3):

@@ -29,11 +29,10 @@ def deepcod_codebook_size(channels: int, ratio: int) -> int:
 
 
 def plan(backbone, frames: int = 16, size: int = 64):
-    import torch
-
+    from approxbit_ros.backbones import blank_input
     from approxbit_ros.backbones.flops import cumulative_block_flops, offload_points
 
-    cum = cumulative_block_flops(backbone, backbone.preprocess(torch.zeros(1, frames, size, size, 3, dtype=torch.uint8)))
+    cum = cumulative_block_flops(backbone, blank_input(backbone, frames, size))
     points = offload_points(cum)
     return cum, points, [(o, enc, k) for o in points for enc in (False, True)
                          for k in (max(1, backbone.feature_channels(o) // 2), max(1, backbone.feature_channels(o) // 4))]
