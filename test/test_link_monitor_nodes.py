@@ -113,3 +113,49 @@ def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)             # no decision twice
     levels = {s.level for d in watcher.diagnostics for s in d.status}
     assert {b"\x00", b"\x02"} <= levels or {0, 2} <= levels                 # OK and ERROR (link down) seen
+
+
+def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path):
+    """The table says the accurate configuration fits 100 ms; its results say 300 ms. After a few
+    results the monitor predicts from them and moves to the configuration that fits; results for
+    unknown configurations or with impossible breakdowns are ignored without harm."""
+    from edge_offload.msg import ActionResult
+    from offload_common.nodes.qos import RESULT_QOS
+
+    lut = str(tmp_path / "lut.json")
+    LookupTable("var", "test", "top1", [
+        LutEntry("cnn3d/o2/noenc/k8", "binary", 0.99, 1000, 10, 1, 40, 5),
+        LutEntry("cnn3d/o2/enc/k4", "binary", 0.90, 100, 10, 1, 5, 5),
+        LutEntry("edge_only", "edge_only", 0.99, 0, 500),
+    ]).save(lut)
+    watcher = Watcher(rclpy_context)
+    pub = watcher.node.create_publisher(ActionResult, "action_results", RESULT_QOS)
+    monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
+                          overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
+                                     "min_dwell_s": 0.5, "calibration_min_results": 5, "latency_quantile": 0.9})
+    echo = NodeProcess("link_echo", "link_echo", config_path("link_echo.yaml"))
+
+    def publish(config_id, total_ms, transmit_ms=1.0, n=1):
+        for _ in range(n):
+            m = ActionResult(stream_id="var", config_id=config_id)
+            m.latency.total_ms, m.latency.transmit_ms = total_ms, transmit_ms
+            pub.publish(m)
+            time.sleep(0.05)
+
+    try:
+        with ProcessGraph([monitor, echo], echo=False) as graph:
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/noenc/k8" and m.link_up, 20), \
+                graph.output("link_monitor")
+            assert watcher.latest().predicted_latency_ms < 100
+            publish("no/such/config", 50.0, n=3)
+            publish("cnn3d/o2/noenc/k8", 10.0, transmit_ms=20.0, n=3)     # transmit > total: refused
+            publish("cnn3d/o2/noenc/k8", 300.0, n=8)
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/enc/k4", 10), graph.output("link_monitor")
+            publish("cnn3d/o2/enc/k4", 40.0, n=8)
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/enc/k4"
+                                    and 35 < m.predicted_latency_ms < 50 and m.sla_feasible, 10)
+            assert watcher.latest().predicted_latency_tail_ms >= watcher.latest().predicted_latency_ms
+            assert graph.running("link_monitor")
+            assert "not used for calibration" in graph.output("link_monitor")
+    finally:
+        watcher.close()

@@ -47,8 +47,13 @@ def parse_args(argv):
     ap.add_argument("--phases", default="latency,accuracy", help="SLA kinds, splitting the run in equal parts")
     ap.add_argument("--sla-latency-ms", type=float, default=80.0)
     ap.add_argument("--sla-accuracy", type=float, default=0.97)
-    ap.add_argument("--headroom", type=float, default=0.2,
-                    help="monitor headroom: a latency SLA is met with this fraction to spare (CPU-quota jitter)")
+    ap.add_argument("--headroom", type=float, default=0.05,
+                    help="monitor headroom: a configuration switched to meets a latency SLA with this fraction to spare")
+    ap.add_argument("--latency-quantile", type=float, default=0.95,
+                    help="the monitor checks a latency SLA against this predicted quantile (calibrated from results)")
+    ap.add_argument("--calibration-window", type=int, default=60, help="results per configuration the monitor keeps")
+    ap.add_argument("--no-calibration", action="store_true",
+                    help="predict from the lookup table x edge_scale only (the uncalibrated monitor)")
     ap.add_argument("--edge-cpu", type=float, default=0.2, help="CPU quota of the edge model node (cores)")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way link delay (user-space relay)")
     ap.add_argument("--loss", type=float, default=0.0, help="frame loss each way (user-space relay)")
@@ -64,6 +69,7 @@ def main(argv=None) -> int:
     from approxbit_ros.experiments.analysis import load_run, plot, summarize
     from offload_common.cpu_limit import CpuLimit, cpu_limit_available
     from offload_common.link_trace import TracePlayer, fig9_trace
+    from offload_common.lookup_table import LookupTable
     from offload_common.netns_link import EmulatedLink, netns_available
     from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
@@ -107,7 +113,8 @@ def main(argv=None) -> int:
             NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"), overrides={
                 "lookup_tables": lut, "edge_scale": edge_scale, "sla_kind": first,
                 "sla_latency_ms": args.sla_latency_ms, "sla_accuracy": args.sla_accuracy, "log_period_s": 5.0,
-                "headroom": args.headroom}),
+                "headroom": args.headroom, "latency_quantile": args.latency_quantile,
+                "calibration_window": args.calibration_window, "calibrate_from_results": not args.no_calibration}),
             NodeProcess("experiment_recorder", "experiment_recorder", config_path("experiment_recorder.yaml"),
                         overrides={"output": record, "sla_schedule": schedule, "start_unix_s": t0}),
             NodeProcess("camera_source", "camera_source", config_path("camera_actions.yaml"), overrides={
@@ -146,8 +153,11 @@ def main(argv=None) -> int:
                         f.write(g.output(key))
         crashed = {k: c for k, c in codes.items() if c not in (0, -2, 130)}
     run = load_run(record, truth, player.applied, events, t0)
-    summary = summarize(run, sorted(levels))
-    summary.update({"edge_scale": round(edge_scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom, "delay_ms": args.delay_ms,
+    table = {e.config_id: e for e in LookupTable.load(lut).entries}
+    summary = summarize(run, sorted(levels), lambda cid, bw, delay: table[cid].latency_ms(bw, delay, edge_scale)
+                        if cid in table else float("nan"))
+    summary.update({"edge_scale": round(edge_scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
+                    "latency_quantile": None if args.no_calibration else args.latency_quantile, "delay_ms": args.delay_ms,
                     "loss": args.loss, "sla_schedule": schedule, "node_exit_codes": codes, "crashed": crashed,
                     "command": "approxbit_adaptive_experiment " + " ".join(sys.argv[1:] if argv is None else argv)})
     with open(os.path.join(args.out, "summary.json"), "w") as f:

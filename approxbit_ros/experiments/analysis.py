@@ -8,7 +8,7 @@ import bisect
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -90,6 +90,8 @@ def score(run: Run) -> List[dict]:
         row = {"t": r["stamp_ns"] / 1e9 - run.t0, "config_id": r["config_id"], "total_ms": r["total_ms"],
                "correct": correct, "stamp_ns": r["stamp_ns"], "sla_kind": d["sla_kind"] if d else None,
                "predicted_ms": p["predicted_latency_ms"] if p else None,
+               "predicted_tail_ms": p.get("predicted_latency_tail_ms") if p else None,
+               "predicted_link": (p["bandwidth_mbps"], p["link_delay_ms"]) if p else None,
                "predicted_accuracy": p["predicted_accuracy"] if p else None,
                "bandwidth_mbps": d["bandwidth_mbps"] if d else None}
         violated = None
@@ -109,7 +111,10 @@ def rate_level(rate: float, levels: Sequence[float]) -> float:
     return min(levels, key=lambda lv: abs(np.log(rate / lv)))
 
 
-def summarize(run: Run, levels: Sequence[float] = (3.0, 6.0, 50.0)) -> dict:
+def summarize(run: Run, levels: Sequence[float] = (3.0, 6.0, 50.0),
+              table_latency: Optional[Callable[[str, float, float], float]] = None) -> dict:
+    """``table_latency(config_id, bandwidth_mbps, delay_ms)``, when given, is the uncalibrated Eq. 1
+    from the lookup table, reported beside the monitor's prediction."""
     rows = score(run)
     out: dict = {"results": len(rows)}
     stamps = Counter(r["stamp_ns"] for r in run.results)
@@ -137,14 +142,16 @@ def summarize(run: Run, levels: Sequence[float] = (3.0, 6.0, 50.0)) -> dict:
     span_min = ((run.decisions[-1]["recv_ns"] - run.decisions[0]["recv_ns"]) / 6e10) if len(run.decisions) > 1 else 0
     out["switches"] = switches
     out["switches_per_min"] = round(switches / span_min, 2) if span_min else None
-    out["prediction"] = prediction_error(run, rows, levels)
+    out["prediction"] = prediction_error(run, rows, levels, table_latency)
     out["link_cut"] = cut_times(run)
     return out
 
 
-def prediction_error(run: Run, rows: List[dict], levels: Sequence[float]) -> List[dict]:
+def prediction_error(run: Run, rows: List[dict], levels: Sequence[float],
+                     table_latency: Optional[Callable[[str, float, float], float]] = None) -> List[dict]:
     """Median measured vs median predicted latency per (rate level, configuration) while the
-    shaped rate was at that level (results captured at least 3 s after a level change)."""
+    shaped rate was at that level (results captured at least 3 s after a level change); also the
+    measured 90th percentile against the predicted tail, and the table-only prediction."""
     if not run.rates:
         return []
     times = [t for t, _ in run.rates]
@@ -163,15 +170,23 @@ def prediction_error(run: Run, rows: List[dict], levels: Sequence[float]) -> Lis
             j -= 1
         if t - times[j] < 3.0:
             continue
-        groups[(level, r["config_id"])].append((r["total_ms"], r["predicted_ms"]))
+        groups[(level, r["config_id"])].append(r)
     out = []
-    for (level, cid), vals in sorted(groups.items()):
-        if len(vals) < 5:
+    for (level, cid), sel in sorted(groups.items()):
+        if len(sel) < 5:
             continue
-        meas = float(np.median([m for m, _ in vals]))
-        pred = float(np.median([p for _, p in vals]))
-        out.append({"rate_mbps": level, "config_id": cid, "results": len(vals), "measured_p50_ms": round(meas, 1),
-                    "predicted_p50_ms": round(pred, 1), "error": round((meas - pred) / pred, 3)})
+        meas = float(np.median([r["total_ms"] for r in sel]))
+        pred = float(np.median([r["predicted_ms"] for r in sel]))
+        row = {"rate_mbps": level, "config_id": cid, "results": len(sel), "measured_p50_ms": round(meas, 1),
+               "predicted_p50_ms": round(pred, 1), "error": round((meas - pred) / pred, 3)}
+        tails = [r["predicted_tail_ms"] for r in sel if r.get("predicted_tail_ms")]
+        if tails:
+            row["measured_p90_ms"] = round(float(np.percentile([r["total_ms"] for r in sel], 90)), 1)
+            row["predicted_tail_ms"] = round(float(np.median(tails)), 1)
+        if table_latency is not None:
+            table = float(np.median([table_latency(cid, *r["predicted_link"]) for r in sel]))
+            row["table_p50_ms"], row["table_error"] = round(table, 1), round((meas - table) / table, 3)
+        out.append(row)
     return out
 
 

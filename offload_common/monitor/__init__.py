@@ -2,8 +2,10 @@
 reports, and configuration choice for an SLA (ApproxBit Eq. 1-2). No ROS."""
 from offload_common.monitor.chooser import (SLA_ACCURACY, SLA_LATENCY, ChooserSettings, ConfigurationChooser,
                                             Decision, LinkState, Sla)
+from offload_common.monitor.calibration import CalibrationSettings, LatencyCalibrator, Prediction
 from offload_common.monitor.link_estimator import (EstimatorSettings, LinkEstimate, LinkEstimator,
                                                    read_interface_bytes)
 
-__all__ = ["SLA_ACCURACY", "SLA_LATENCY", "ChooserSettings", "ConfigurationChooser", "Decision", "EstimatorSettings",
-           "LinkEstimate", "LinkEstimator", "LinkState", "Sla", "read_interface_bytes"]
+__all__ = ["SLA_ACCURACY", "SLA_LATENCY", "CalibrationSettings", "ChooserSettings", "ConfigurationChooser", "Decision", "EstimatorSettings",
+           "LatencyCalibrator", "LinkEstimate", "LinkEstimator", "LinkState", "Prediction", "Sla",
+           "read_interface_bytes"]

@@ -6,6 +6,11 @@ estimated bandwidth B and one-way delay d (Eq. 1):
 
 Eq. 2, latency SLA: max accuracy s.t. t < t_user;  accuracy SLA: min t s.t. accuracy > acc_user.
 
+With a ``LatencyCalibrator`` (calibration.py) the times come from the results the stream has
+produced, and a latency SLA is checked against the predicted tail (e.g. the 90th percentile)
+rather than the median, so jitter on a slow edge does not turn a "feasible" choice into
+violations; the decision reports both.
+
 Rules that keep the choice stable (documented in README "Link monitor"):
 1. Link down: edge_only at once (no dwell) — the only configuration that needs no link.
 2. Feasible with headroom: a configuration the monitor switches *to* must meet a latency SLA
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
 from offload_common.lookup_table import EDGE_ONLY, LookupTable, LutEntry
+from offload_common.monitor.calibration import LatencyCalibrator, Prediction
 
 SLA_LATENCY, SLA_ACCURACY = "latency", "accuracy"
 
@@ -64,6 +70,7 @@ class Decision:
     predicted_latency_ms: float
     predicted_accuracy: float
     switched: bool
+    predicted_tail_ms: float = 0.0     # latency quantile the calibrator predicts (= median without one)
 
 
 @dataclass
@@ -81,8 +88,9 @@ class ConfigurationChooser:
     """Stateful chooser for one task stream."""
 
     def __init__(self, tables: Iterable[LookupTable], settings: Optional[ChooserSettings] = None,
-                 initial: Optional[str] = None):
+                 initial: Optional[str] = None, calibrator: Optional[LatencyCalibrator] = None):
         self.settings = settings or ChooserSettings()
+        self.calibrator = calibrator
         self.entries: List[LutEntry] = [e for t in tables for e in t.entries if e.deployable]
         if not self.entries:
             raise ValueError("no deployable configuration in the lookup tables")
@@ -95,57 +103,68 @@ class ConfigurationChooser:
         self.fell_back = False        # the configuration in force is the link-down fallback
         self.exits = {}               # config id -> (forced exits, time of the last)
 
-    def predict(self, e: LutEntry, link: LinkState) -> float:
+    def prediction(self, e: LutEntry, link: LinkState) -> Prediction:
+        """Median and tail latency: from the calibrator when there is one, else the table (Eq. 1)."""
         s = self.settings
         bw = link.bandwidth_mbps if link.up else 0.0
-        return e.latency_ms(bw, link.delay_ms, s.edge_scale, s.server_scale)
+        if self.calibrator is not None:
+            return self.calibrator.predict(e, bw, link.delay_ms, s.edge_scale, s.server_scale)
+        t = e.latency_ms(bw, link.delay_ms, s.edge_scale, s.server_scale)
+        return Prediction(t, t, False)
 
-    def _meets(self, e: LutEntry, t: float, sla: Sla, headroom: float) -> bool:
+    def predict(self, e: LutEntry, link: LinkState) -> float:
+        return self.prediction(e, link).median_ms
+
+    def _meets(self, e: LutEntry, p: Prediction, sla: Sla, headroom: float) -> bool:
+        """A latency SLA is checked against the tail prediction (the median without a calibrator)."""
         if sla.kind == SLA_LATENCY:
-            return t < (1.0 - headroom) * sla.latency_ms
+            return p.tail_ms < (1.0 - headroom) * sla.latency_ms
         return e.accuracy > sla.accuracy
 
     def _best(self, scored, sla: Sla, headroom: float):
-        """(entry, latency, feasible) by Eq. 2, or the infeasible rule."""
-        feasible = [(e, t) for e, t in scored if t != float("inf") and self._meets(e, t, sla, headroom)]
-        pool = feasible or [(e, t) for e, t in scored if t != float("inf")]
+        """(entry, prediction, feasible) by Eq. 2, or the infeasible rule. Latencies are ranked by
+        the tail prediction for a latency SLA, by the median for an accuracy SLA."""
+        inf = float("inf")
+        feasible = [(e, p) for e, p in scored if p.median_ms != inf and self._meets(e, p, sla, headroom)]
+        pool = feasible or [(e, p) for e, p in scored if p.median_ms != inf]
         if not pool:
-            return None, float("inf"), False
+            return None, Prediction(inf, inf, False), False
         if sla.kind == SLA_LATENCY:
-            key = (lambda et: (-et[0].accuracy, et[1])) if feasible else (lambda et: (et[1], -et[0].accuracy))
+            key = (lambda ep: (-ep[0].accuracy, ep[1].tail_ms)) if feasible else (lambda ep: (ep[1].tail_ms, -ep[0].accuracy))
         else:
-            key = (lambda et: (et[1], -et[0].accuracy)) if feasible else (lambda et: (-et[0].accuracy, et[1]))
-        e, t = min(pool, key=key)
-        return e, t, bool(feasible)
+            key = (lambda ep: (ep[1].median_ms, -ep[0].accuracy)) if feasible else (lambda ep: (-ep[0].accuracy, ep[1].median_ms))
+        e, p = min(pool, key=key)
+        return e, p, bool(feasible)
 
     def choose(self, sla: Sla, link: LinkState, now_s: float) -> Decision:
         s = self.settings
-        scored = [(e, self.predict(e, link)) for e in self.entries]
+        scored = [(e, self.prediction(e, link)) for e in self.entries]
         if not link.up:
-            scored = [(e, t) for e, t in scored if e.config_id == EDGE_ONLY]
+            scored = [(e, p) for e, p in scored if e.config_id == EDGE_ONLY]
             if not scored:
                 return self._keep(link, "link down and no edge-only configuration: keeping the current one")
-        best, t_best, feasible = self._best(scored, sla, s.headroom)
+        best, p_best, feasible = self._best(scored, sla, s.headroom)
         if best is None:
             return self._keep(link, "no configuration can run (bandwidth unknown)")
+        lat = (lambda p: p.tail_ms) if sla.kind == SLA_LATENCY else (lambda p: p.median_ms)
         cur = self.current
         if cur is not None and cur is not best and not self._forced(cur, link, sla, feasible):
-            t_cur = self.predict(cur, link)
+            p_cur = self.prediction(cur, link)
             dwell_over = now_s - self.last_switch_s >= self._dwell(best, now_s)
+            faster = lat(p_best) <= (1.0 - s.latency_margin) * lat(p_cur)
+            more_accurate = best.accuracy >= cur.accuracy + s.accuracy_margin
             if sla.kind == SLA_LATENCY:
-                better = (best.accuracy >= cur.accuracy + s.accuracy_margin if feasible
-                          else t_best <= (1.0 - s.latency_margin) * t_cur)
+                better = more_accurate if feasible else faster
             else:
-                better = (t_best <= (1.0 - s.latency_margin) * t_cur if feasible
-                          else best.accuracy >= cur.accuracy + s.accuracy_margin)
+                better = faster if feasible else more_accurate
             if not (better and dwell_over):
-                why = "meets the SLA" if self._meets(cur, t_cur, sla, 0.0) else "SLA infeasible"
+                why = "meets the SLA" if self._meets(cur, p_cur, sla, 0.0) else "SLA infeasible"
                 why += "" if better else ", nothing better by the margin"
                 why += "" if dwell_over else f", dwell {self._dwell(best, now_s):g} s"
-                return self._decision(cur, t_cur, feasible, f"keeping ({why})", False)
+                return self._decision(cur, p_cur, feasible, f"keeping ({why})", False)
         switched = cur is not best
         if switched and cur is not None and link.up and not self.fell_back and not self._meets(
-                cur, self.predict(cur, link), sla, 0.0):
+                cur, self.prediction(cur, link), sla, 0.0):
             n, _ = self.exits.get(cur.config_id, (0, now_s))
             n = 0 if now_s - self.last_switch_s > s.max_dwell_s else n    # it had held long: forgive
             self.exits[cur.config_id] = (n + 1, now_s)
@@ -155,7 +174,7 @@ class ConfigurationChooser:
             self.fell_back = not link.up
         elif link.up:
             self.fell_back = False    # edge-only is now simply the best choice
-        return self._decision(best, t_best, feasible, self._reason(sla, link, feasible), switched)
+        return self._decision(best, p_best, feasible, self._reason(sla, link, feasible), switched)
 
     def _dwell(self, target: LutEntry, now_s: float) -> float:
         s = self.settings
@@ -171,8 +190,7 @@ class ConfigurationChooser:
             return cur.config_id != EDGE_ONLY
         if self.fell_back:
             return True
-        t_cur = self.predict(cur, link)
-        return best_feasible and not self._meets(cur, t_cur, sla, 0.0)
+        return best_feasible and not self._meets(cur, self.prediction(cur, link), sla, 0.0)
 
     def _reason(self, sla: Sla, link: LinkState, feasible: bool) -> str:
         if not link.up:
@@ -186,8 +204,8 @@ class ConfigurationChooser:
     def _keep(self, link: LinkState, reason: str) -> Decision:
         cur = self.current or self.entries[0]
         self.current = cur
-        return self._decision(cur, self.predict(cur, link), False, reason, False)
+        return self._decision(cur, self.prediction(cur, link), False, reason, False)
 
     @staticmethod
-    def _decision(e: LutEntry, t: float, feasible: bool, reason: str, switched: bool) -> Decision:
-        return Decision(e.config_id, e.method, reason, feasible, t, e.accuracy, switched)
+    def _decision(e: LutEntry, p: Prediction, feasible: bool, reason: str, switched: bool) -> Decision:
+        return Decision(e.config_id, e.method, reason, feasible, p.median_ms, e.accuracy, switched, p.tail_ms)

@@ -82,6 +82,7 @@ class ExperimentRecorderNode(Node):
             "stamp_ns": stamp_to_ns(m.header.stamp), "decision_seq": m.decision_seq, "config_id": m.config_id,
             "method": m.method, "reason": m.reason, "link_up": m.link_up, "bandwidth_mbps": m.bandwidth_mbps,
             "link_delay_ms": m.link_delay_ms, "predicted_latency_ms": m.predicted_latency_ms,
+            "predicted_latency_tail_ms": m.predicted_latency_tail_ms,
             "predicted_accuracy": m.predicted_accuracy, "sla_kind": m.sla_kind, "sla_latency_ms": m.sla_latency_ms,
             "sla_accuracy": m.sla_accuracy, "sla_feasible": m.sla_feasible})
 

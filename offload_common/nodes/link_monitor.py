@@ -8,7 +8,13 @@ std_msgs/Float32 in Mbit/s, e.g. from a satellite modem) and optional interface 
 The SLA (``sla_kind``, ``sla_latency_ms``, ``sla_accuracy``) can be changed at run time with
 ``ros2 param set``; invalid values are refused.
 
-Topics: subscribes ``link_receipts``, ``link_rate_report``; publishes ``offload_config``
+Calibration (``calibrate_from_results``): the stream's results (``action_results`` /
+``detections``) carry their latency breakdown; the monitor learns each configuration's real
+compute time and jitter from them and checks a latency SLA against the predicted
+``latency_quantile`` (offload_common/monitor/calibration.py).
+
+Topics: subscribes ``link_receipts``, ``link_rate_report``, ``action_results``, ``detections``;
+publishes ``offload_config``
 (OffloadConfig, latched), ``link_probe`` (LinkProbe), ``/diagnostics``.
 """
 from __future__ import annotations
@@ -18,10 +24,10 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import Float32
 
-from edge_offload.msg import LinkProbe, LinkReceipt, OffloadConfig
+from edge_offload.msg import ActionResult, DetectionArray, LinkProbe, LinkReceipt, OffloadConfig
 from offload_common.lookup_table import EDGE_ONLY, LookupTable
-from offload_common.monitor import (ChooserSettings, ConfigurationChooser, EstimatorSettings, LinkEstimator, Sla,
-                                    read_interface_bytes)
+from offload_common.monitor import (CalibrationSettings, ChooserSettings, ConfigurationChooser, EstimatorSettings,
+                                    LatencyCalibrator, LinkEstimator, Sla, read_interface_bytes)
 from offload_common.nodes.link_echo import PROBE_QOS
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
@@ -59,6 +65,13 @@ PARAMETERS = (
     Param("edge_scale", 1.0, "edge times of the tables x this (tables measured on another machine)",
           read_only=True),
     Param("server_scale", 1.0, "server times of the tables x this", read_only=True),
+    Param("calibrate_from_results", True, "learn configurations' real latency from the stream's results",
+          read_only=True),
+    Param("calibration_window", 40, "results remembered per configuration for calibration", read_only=True),
+    Param("calibration_min_results", 5, "results before a configuration's own times replace the table's",
+          read_only=True),
+    Param("latency_quantile", 0.9, "with calibration, a latency SLA must hold for this quantile of results "
+          "(0.5: the median)", read_only=True),
     Param("log_period_s", 5.0, "log the link estimate and decision this often (0: only on switches)",
           read_only=True),
 )
@@ -85,7 +98,12 @@ class LinkMonitorNode(Node):
         self.sla = Sla(self.p.sla_kind, self.p.sla_latency_ms, self.p.sla_accuracy)
         self.chooser = ConfigurationChooser(tables, ChooserSettings(
             self.p.min_dwell_s, self.p.max_dwell_s, self.p.headroom, self.p.accuracy_margin, self.p.latency_margin,
-            self.p.edge_scale, self.p.server_scale), initial=self.p.initial_config or None)
+            self.p.edge_scale, self.p.server_scale), initial=self.p.initial_config or None,
+            calibrator=LatencyCalibrator(CalibrationSettings(
+                self.p.calibration_window, self.p.calibration_min_results, self.p.latency_quantile))
+            if self.p.calibrate_from_results else None)
+        self.by_id = {e.config_id: e for e in self.chooser.entries}
+        self.ignored_results = 0
         self.estimator = LinkEstimator(EstimatorSettings(self.p.ewma_alpha, self.p.loss_timeout_s,
                                                          min(8000, self.p.capacity_probe_bytes),
                                                          self.p.external_rate_max_age_s,
@@ -100,6 +118,9 @@ class LinkMonitorNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(LinkReceipt, "link_receipts", self._on_receipt, RESULT_QOS)
         self.create_subscription(Float32, "link_rate_report", self._on_rate, 10)
+        if self.chooser.calibrator is not None:
+            self.create_subscription(ActionResult, "action_results", self._on_result, RESULT_QOS)
+            self.create_subscription(DetectionArray, "detections", self._on_result, RESULT_QOS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self.p.decision_period_s, self._decide)
         self.create_timer(1.0, self._diagnose)
@@ -121,6 +142,21 @@ class LinkMonitorNode(Node):
             # payload receipts leave the server after decoding: their round trip includes server
             # compute, so they only prove the link is alive
             self.estimator.on_alive(now)
+
+    def _on_result(self, msg) -> None:
+        """A result of this stream: its latency breakdown calibrates its configuration."""
+        if msg.stream_id != self.p.stream_id:
+            return
+        entry = self.by_id.get(msg.config_id)
+        est = self.last_estimate
+        if entry is None or est is None or not self.chooser.calibrator.observe(
+                entry, float(msg.latency.total_ms), float(msg.latency.transmit_ms), est.bandwidth_mbps,
+                est.delay_ms):
+            self.ignored_results += 1
+            if self.ignored_results in (1, 10, 100) or self.ignored_results % 1000 == 0:
+                self.get_logger().warn(f"result for '{msg.config_id}' not used for calibration "
+                                       f"({self.ignored_results} so far): unknown configuration, no link "
+                                       "estimate yet, or an impossible latency breakdown")
 
     def _on_rate(self, msg: Float32) -> None:
         self.estimator.on_external_rate(float(msg.data), self.get_clock().now().nanoseconds)
@@ -177,6 +213,7 @@ class LinkMonitorNode(Node):
                             method=method_of(d.config_id, entry.method), reason=d.reason, link_up=est.up,
                             bandwidth_mbps=float(est.bandwidth_mbps), link_delay_ms=float(est.delay_ms),
                             predicted_latency_ms=float(min(d.predicted_latency_ms, 3.0e38)),
+                            predicted_latency_tail_ms=float(min(d.predicted_tail_ms, 3.0e38)),
                             predicted_accuracy=float(d.predicted_accuracy), sla_kind=self.sla.kind,
                             sla_latency_ms=float(self.sla.latency_ms), sla_accuracy=float(self.sla.accuracy),
                             sla_feasible=d.feasible)
@@ -191,7 +228,7 @@ class LinkMonitorNode(Node):
             return
         self.get_logger().info(f"link {'up' if est.up else 'DOWN'}: B {est.bandwidth_mbps:.2f} Mb/s ({est.source}), "
                                f"delay {est.delay_ms:.1f} ms; {d.config_id} predicted "
-                               f"{d.predicted_latency_ms:.0f} ms, accuracy {d.predicted_accuracy:.3f}"
+                               f"{d.predicted_latency_ms:.0f} ms (tail {d.predicted_tail_ms:.0f}), accuracy {d.predicted_accuracy:.3f}"
                                f"{'' if d.feasible else ' (SLA infeasible)'}")
 
     def _diagnose(self) -> None:
@@ -209,6 +246,8 @@ class LinkMonitorNode(Node):
         kv = {"config_id": d.config_id, "bandwidth_mbps": f"{est.bandwidth_mbps:.3f}", "bandwidth_source": est.source,
               "delay_ms": f"{est.delay_ms:.1f}", "goodput_mbps": "" if est.goodput_mbps is None
               else f"{est.goodput_mbps:.3f}", "predicted_latency_ms": f"{d.predicted_latency_ms:.1f}",
+              "predicted_latency_tail_ms": f"{d.predicted_tail_ms:.1f}",
+              "calibration_results": str(self.chooser.calibrator.results if self.chooser.calibrator else 0),
               "predicted_accuracy": f"{d.predicted_accuracy:.4f}", "switches": str(self.chooser.switches),
               "receipts": str(self.estimator.receipts), "sla": str(self.sla)}
         st.values = [KeyValue(key=k, value=v) for k, v in kv.items()]

@@ -1,0 +1,132 @@
+"""Learning what configurations really cost on this robot, from the results they produce.
+
+The lookup tables are profiled on one machine; the edge that runs them may be slower (a Jetson,
+a CPU quota, a busy core) and its timing jittery. Every result carries its latency breakdown
+(``LatencyBreakdown``: total capture -> result, and the part spent on the link), so the monitor
+learns, per configuration c, from the results of c sent at bandwidth estimate B and delay d:
+
+    rest    = total - 8 * bytes / B - d     (everything but serialisation and propagation)
+    compute = total - transmit              (edge queue + edge model + encoder + decoder + server)
+
+and, over all payloads, the link's overhead = transmit - 8 * bytes / B - d (DDS, relays, queues).
+
+Predictions (``LatencyCalibrator.predict``), Eq. 1 with measured parts, for c observed:
+    t_p50  = median(rest[c])        + 8 * bytes / B + d
+    t_tail = quantile_q(rest[c])    + 8 * bytes / B + d        (q = ``tail_quantile``)
+A configuration not yet observed is predicted from its table entry: its compute times scaled by
+the median measured/table compute ratio of the configurations that were observed (one slow edge
+rescales every entry; the static ``edge_scale`` / ``server_scale`` before any result), plus
+8 * bytes / B + d + median(overhead); its tail by the median relative spread of the others.
+
+Pure Python, no ROS; windows are bounded, so old behaviour ages out.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Deque, Dict, Optional
+
+from offload_common.lookup_table import EDGE_ONLY, LutEntry
+
+
+def quantile(values, q: float) -> float:
+    """Linear-interpolated quantile of a non-empty sequence."""
+    v = sorted(values)
+    if not v:
+        raise ValueError("quantile of no values")
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
+@dataclass
+class CalibrationSettings:
+    window: int = 40              # results remembered per configuration
+    min_results: int = 5          # results before a configuration's own times are trusted
+    tail_quantile: float = 0.9    # latency SLA checked against this quantile (0.5: the median only)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    median_ms: float
+    tail_ms: float                # predicted quantile ``tail_quantile`` of the latency
+    calibrated: bool              # from this configuration's own results (else table x scale)
+
+
+class LatencyCalibrator:
+    def __init__(self, settings: Optional[CalibrationSettings] = None):
+        self.settings = settings or CalibrationSettings()
+        if not 0.5 <= self.settings.tail_quantile < 1.0:
+            raise ValueError("tail_quantile must be in [0.5, 1)")
+        if self.settings.window < 1 or self.settings.min_results < 1:
+            raise ValueError("window and min_results must be >= 1")
+        self._rest: Dict[str, Deque[float]] = {}
+        self._compute: Dict[str, Deque[float]] = {}
+        self._overhead: Deque[float] = deque(maxlen=4 * self.settings.window)
+        self._ratio: Dict[str, float] = {}        # config -> measured / table compute
+        self.results = 0
+
+    @staticmethod
+    def _link_ms(entry: LutEntry, bandwidth_mbps: float, delay_ms: float) -> float:
+        """Serialisation + propagation (Eq. 1's bytes / B, plus delay); inf when B is unknown."""
+        if entry.config_id == EDGE_ONLY or entry.bytes <= 0:
+            return 0.0
+        if bandwidth_mbps <= 0:
+            return float("inf")
+        return 8.0 * entry.bytes / (bandwidth_mbps * 1000.0) + delay_ms
+
+    def observe(self, entry: LutEntry, total_ms: float, transmit_ms: float, bandwidth_mbps: float,
+                delay_ms: float = 0.0) -> bool:
+        """One result of ``entry``, sent while the estimate was ``bandwidth_mbps`` / ``delay_ms``.
+        Returns False (and learns nothing) for a breakdown that cannot be right."""
+        link = self._link_ms(entry, bandwidth_mbps, delay_ms)
+        if not (0 < total_ms < 1e6 and 0 <= transmit_ms <= total_ms and link != float("inf")):
+            return False
+        w, cid = self.settings.window, entry.config_id
+        self._rest.setdefault(cid, deque(maxlen=w)).append(total_ms - link)
+        compute = self._compute.setdefault(cid, deque(maxlen=w))
+        compute.append(total_ms - transmit_ms)
+        if link > 0:
+            self._overhead.append(transmit_ms - link)
+        table = entry.edge_ms + entry.encode_ms + entry.decode_ms + entry.server_ms
+        if table > 0 and len(compute) >= self.settings.min_results:
+            self._ratio[cid] = quantile(compute, 0.5) / table
+        self.results += 1
+        return True
+
+    def observed(self, config_id: str) -> int:
+        return len(self._rest.get(config_id, ()))
+
+    def compute_scale(self) -> Optional[float]:
+        """Median measured/table compute ratio over the observed configurations (None: none yet)."""
+        return quantile(self._ratio.values(), 0.5) if self._ratio else None
+
+    def transmit_overhead_ms(self) -> float:
+        if len(self._overhead) < self.settings.min_results:
+            return 0.0
+        return max(0.0, quantile(self._overhead, 0.5))
+
+    def predict(self, entry: LutEntry, bandwidth_mbps: float, delay_ms: float = 0.0, edge_scale: float = 1.0,
+                server_scale: float = 1.0) -> Prediction:
+        s = self.settings
+        link = self._link_ms(entry, bandwidth_mbps, delay_ms)
+        if link == float("inf"):
+            return Prediction(link, link, False)
+        own = self._rest.get(entry.config_id, ())
+        if len(own) >= s.min_results:
+            return Prediction(quantile(own, 0.5) + link, quantile(own, s.tail_quantile) + link, True)
+        scale = self.compute_scale()
+        if scale is not None:
+            compute = scale * (entry.edge_ms + entry.encode_ms + entry.decode_ms + entry.server_ms)
+        else:
+            compute = edge_scale * (entry.edge_ms + entry.encode_ms) + server_scale * (entry.decode_ms + entry.server_ms)
+        median = compute + link + (self.transmit_overhead_ms() if link > 0 else 0.0)
+        return Prediction(median, median * (1.0 + self._typical_spread()), False)
+
+    def _typical_spread(self) -> float:
+        """(quantile - median) / median of ``rest``, the median over the observed configurations."""
+        q = self.settings.tail_quantile
+        spreads = [(quantile(r, q) - quantile(r, 0.5)) / max(1e-6, quantile(r, 0.5))
+                   for r in self._rest.values() if len(r) >= self.settings.min_results]
+        return max(0.0, quantile(spreads, 0.5)) if spreads else 0.0
