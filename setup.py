@@ -24,6 +24,7 @@ NODES = {
 COMMANDS = {
     "h2c_train": "how2compress_ros.emphasis.train_cli:main",
     "h2c_evaluate": "how2compress_ros.evaluate_cli:main",
+    "h2c_profile": "how2compress_ros.profile_cli:main",
     "approxbit_train_backbone": "approxbit_ros.training.train_backbone_cli:main",
     "approxbit_train_configs": "approxbit_ros.training.train_configs_cli:main",
     "approxbit_profile": "approxbit_ros.profile_cli:main",

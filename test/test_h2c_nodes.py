@@ -115,3 +115,56 @@ def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
         exp = np.array([[b.x_min, b.y_min, b.x_max, b.y_max, b.score] for b in expected[seq]]).reshape(-1, 5)
         np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-3)
     assert sum(len(d.detections) for d in published.values()) > 0
+
+
+def test_edge_only_detects_on_the_edge(rclpy_context):
+    """With the link down the monitor says edge_only: h2c_edge sends nothing and publishes the
+    detections of its own edge detector, equal to the library's on the same camera frames."""
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from edge_offload.msg import DetectionArray, EncodedFrame
+    from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
+    from offload_common.image_conversion import image_msg_to_rgb
+    from offload_common.nodes.qos import RESULT_QOS, SENSOR_QOS, payload_qos
+    from offload_common.nodes.runner import stamp_to_ns
+
+    node = rclpy.create_node("h2c_edge_only_watch", context=rclpy_context)
+    images, dets, sent = {}, [], []
+    node.create_subscription(Image, "image_raw", lambda m: images.__setitem__(stamp_to_ns(m.header.stamp),
+                                                                             image_msg_to_rgb(m)), SENSOR_QOS)
+    node.create_subscription(DetectionArray, "detections", dets.append, RESULT_QOS)
+    node.create_subscription(EncodedFrame, "encoded_frames", sent.append, payload_qos(30))
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    nodes = [
+        NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
+                    overrides={"source": "video", "uri": footage("carphone_pristine.mp4"), "rate_hz": 5.0,
+                               "width": 0, "height": 0}),
+        NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml"),
+                    overrides={"model_path": "", "config_id": "edge_only", "edge_detector": "ssdlite"}),
+    ]
+    try:
+        with ProcessGraph(nodes, echo=False) as graph:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(dets) < 8:
+                assert graph.running("h2c_edge"), graph.output("h2c_edge")
+                time.sleep(0.2)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+    assert len(dets) >= 8 and not sent
+    lib = SSDLitePersonDetector()
+    compared = 0
+    for d in dets:
+        assert d.config_id == "edge_only" and d.stream_id == "det" and d.latency.edge_model_ms > 0
+        rgb = images.get(stamp_to_ns(d.header.stamp))
+        if rgb is None:
+            continue
+        got = np.array([[x.x_min, x.y_min, x.x_max, x.y_max, x.score] for x in d.detections]).reshape(-1, 5)
+        exp = np.array([[b.x_min, b.y_min, b.x_max, b.y_max, b.score] for b in lib.detect(rgb)
+                        if b.score >= 0.5]).reshape(-1, 5)
+        np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-3)
+        compared += 1
+    assert compared >= 5 and sum(len(d.detections) for d in dets) > 0

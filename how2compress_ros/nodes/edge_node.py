@@ -2,8 +2,13 @@
 QP map -> libx264 -> EncodedFrame. Encoding runs in a worker thread behind a small
 drop-oldest queue, so the camera callback never blocks.
 
+In ``edge_only`` (the monitor's fallback when the link is down) nothing is sent; with an
+``edge_detector`` set, the node runs that detector on the raw frame itself and publishes the
+detections (config_id ``edge_only``), so the robot keeps seeing people without the server.
+
 Topics: subscribes ``image_raw`` (sensor_msgs/Image), ``offload_config`` (OffloadConfig,
-latched), ``keyframe_request`` (KeyframeRequest); publishes ``encoded_frames`` (EncodedFrame).
+latched), ``keyframe_request`` (KeyframeRequest); publishes ``encoded_frames`` (EncodedFrame),
+``detections`` (DetectionArray, edge-only mode).
 """
 from __future__ import annotations
 
@@ -14,8 +19,11 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from edge_offload.msg import EncodedFrame, KeyframeRequest, OffloadConfig
+from edge_offload.msg import DetectionArray, EncodedFrame, KeyframeRequest, OffloadConfig
+from how2compress_ros.detectors.factory import DETECTOR_NAMES, make_detector
+from how2compress_ros.nodes.detections import fill_detection_array
 from how2compress_ros.pipeline import ConfigIdError, EdgeSettings, How2CompressEdge
+from offload_common.lookup_table import EDGE_ONLY
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_header
@@ -38,6 +46,10 @@ PARAMETERS = (
     Param("queue_size", 2, "frames waiting for the encoder; older frames are dropped", read_only=True),
     Param("send_emphasis_map", False, "include the emphasis map in every EncodedFrame", read_only=True),
     Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
+    Param("edge_detector", "", f"detector run on the edge in edge_only ({', '.join(DETECTOR_NAMES)}); "
+          "empty: edge_only analyses nothing", read_only=True),
+    Param("edge_detector_weights", "", "weights for edge_detector (empty: the detector's default)", read_only=True),
+    Param("edge_score_threshold", 0.5, "minimum detection score of the edge detector", read_only=True),
 )
 
 
@@ -56,11 +68,15 @@ class How2CompressEdgeNode(Node):
         settings = EdgeSettings(gop=self.p.gop, preset=self.p.preset, bframes=self.p.bframes,
                                 threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
         self.edge = How2CompressEdge(model, settings, self.p.config_id)
+        self.detector = (make_detector(self.p.edge_detector, self.p.edge_detector_weights,
+                                       self.p.edge_score_threshold) if self.p.edge_detector else None)
+        self.unanalysed = 0
         self.seq = 0
         self.images = ImageReceiver(self.get_logger())
         self.dropped = 0
         self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(EncodedFrame, "encoded_frames", payload_qos(self.p.payload_depth))
+        self.det_pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
         self.create_subscription(OffloadConfig, "offload_config", self._on_config, DECISION_QOS)
         self.create_subscription(KeyframeRequest, "keyframe_request", self._on_keyframe_request, RESULT_QOS)
@@ -68,7 +84,8 @@ class How2CompressEdgeNode(Node):
         self._worker = threading.Thread(target=self._work, daemon=True)
         self._worker.start()
         self.get_logger().info(f"How2Compress edge: config {self.edge.config.config_id}, "
-                               f"model {'loaded' if model else 'none'}, map reuse {self.p.map_reuse}")
+                               f"model {'loaded' if model else 'none'}, map reuse {self.p.map_reuse}, "
+                               f"edge-only detector {self.detector.name if self.detector else 'none'}")
 
     def _on_image(self, msg: Image) -> None:
         rgb = self.images.to_rgb(msg)
@@ -100,6 +117,9 @@ class How2CompressEdgeNode(Node):
             except queue.Empty:
                 continue
             queue_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
+            if self.edge.config.config_id == EDGE_ONLY:
+                self._detect_on_edge(rgb, header, queue_ms)
+                continue
             try:
                 payloads = self.edge.process(rgb)
             except Exception as exc:  # keep serving; the next frame may be fine
@@ -110,6 +130,27 @@ class How2CompressEdgeNode(Node):
                 self.seq += 1
             if self.seq and self.seq % 100 == 0 and payloads:
                 self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding)")
+
+    def _detect_on_edge(self, rgb, header, queue_ms: float) -> None:
+        if self.detector is None:
+            self.unanalysed += 1
+            if self.unanalysed in (1, 100) or self.unanalysed % 1000 == 0:
+                self.get_logger().warn(f"edge_only without edge_detector: {self.unanalysed} frames not analysed")
+            return
+        t = time.perf_counter()
+        try:
+            boxes = self.detector.detect(rgb)
+        except Exception as exc:  # keep serving
+            self.get_logger().error(f"edge detector failed: {exc}")
+            return
+        out = DetectionArray()
+        fill_detection_array(out, boxes, header=header, stream_id=self.p.stream_id, seq=self.seq, config_id=EDGE_ONLY,
+                             width=rgb.shape[1], height=rgb.shape[0], detector=self.detector.name)
+        out.latency.edge_queue_ms = queue_ms
+        out.latency.edge_model_ms = 1000 * (time.perf_counter() - t)
+        out.latency.total_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
+        self.det_pub.publish(out)
+        self.seq += 1
 
     def _to_msg(self, pl, header, queue_ms: float) -> EncodedFrame:
         msg = EncodedFrame()

@@ -11,9 +11,10 @@ from __future__ import annotations
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from edge_offload.msg import Detection, DetectionArray, EncodedFrame, KeyframeRequest, LinkReceipt
+from edge_offload.msg import DetectionArray, EncodedFrame, KeyframeRequest, LinkReceipt
 from how2compress_ros.codec import H264DecodeError
 from how2compress_ros.detectors.factory import DETECTOR_NAMES, make_detector
+from how2compress_ros.nodes.detections import fill_detection_array
 from how2compress_ros.pipeline import How2CompressServer
 from offload_common.image_conversion import numpy_to_image_msg
 from offload_common.nodes.params import Param, declare_parameters
@@ -91,12 +92,9 @@ class How2CompressServerNode(Node):
 
     def _publish(self, msg: EncodedFrame, r, receive_ns: int, size: int) -> None:
         out = DetectionArray()
-        out.header = msg.meta.header
-        out.stream_id, out.seq, out.config_id = msg.meta.stream_id, msg.meta.seq, msg.meta.config_id
-        out.image_height, out.image_width = r.rgb.shape[:2]
-        out.detector = self.server.detector.name
-        out.detections = [Detection(class_id=b.class_id, label=b.label, score=b.score, x_min=b.x_min,
-                                    y_min=b.y_min, x_max=b.x_max, y_max=b.y_max) for b in r.boxes]
+        fill_detection_array(out, r.boxes, header=msg.meta.header, stream_id=msg.meta.stream_id, seq=msg.meta.seq,
+                             config_id=msg.meta.config_id, width=r.rgb.shape[1], height=r.rgb.shape[0],
+                             detector=self.server.detector.name)
         fill_latency(out.latency, msg.meta, receive_ns=receive_ns, now_ns=self.get_clock().now().nanoseconds,
                      decode_ms=r.decode_ms, server_ms=r.detect_ms, payload_bytes=size)
         self.det_pub.publish(out)
