@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
     from how2compress_ros.evaluation import chosen, evaluate_clip
+    from how2compress_ros.pipeline import check_level_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="EA model folder (config.json + model.safetensors)")
@@ -84,10 +85,13 @@ def main(argv=None) -> int:
                     help="detector score threshold for reference and compressed frames")
     ap.add_argument("--confident", type=float, default=0.6,
                     help="boxes scoring below this are don't-care in F1 (0 disables the band)")
+    ap.add_argument("--level-qps", default=",".join(str(q) for q in DEFAULT_LEVEL_QPS),
+                    help="QP of emphasis levels 0..4 (How2Compress searches this table shifted)")
     ap.add_argument("--out", default="artifacts/h2c")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    level_qps = check_level_table(int(q) for q in args.level_qps.split(","))
     os.makedirs(args.out, exist_ok=True)
     detector = SSDLitePersonDetector(score_threshold=args.detector_threshold)
     model = EmphasisModel.from_pretrained(args.model)
@@ -97,7 +101,7 @@ def main(argv=None) -> int:
         print(f"== {name}: {len(clip.frames)} frames {clip.frames[0].shape[1]}x{clip.frames[0].shape[0]} @ {clip.fps:g} fps",
               flush=True)
         runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, confident=args.confident,
-                             log=lambda s: print(s, flush=True))
+                             level_qps=level_qps, log=lambda s: print(s, flush=True))
         results[name] = {m: [asdict(r) for r in rs] for m, rs in runs.items()}
         best = {m: chosen(rs) for m, rs in runs.items()}
         rows.append((name, best))
@@ -106,9 +110,9 @@ def main(argv=None) -> int:
             rgb = clip.frames[mid]
             grid = mb_grid(rgb.shape[1], rgb.shape[0])
             shift = int(best["how2compress"].setting.replace("shift", ""))
-            table = [q - shift for q in DEFAULT_LEVEL_QPS]
+            table = [q - shift for q in level_qps]
             heatmap(os.path.join(args.out, "qp_map.png"), rgb, {
-                f"How2Compress (table -{shift})": levels_to_qp_map(model.predict_levels(rgb), table),
+                f"How2Compress (levels {'/'.join(str(q) for q in table)})": levels_to_qp_map(model.predict_levels(rgb), table),
                 "AccMPEG-style 30/40": np.where(dilate_mask(roi_mask(detector.detect(rgb), grid)), 30, 40),
                 f"uniform {best['uniform'].setting}": np.full(grid, int(best["uniform"].setting[2:])),
             })

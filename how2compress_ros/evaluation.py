@@ -8,8 +8,8 @@ raw-frame detection (F1 = 1 by construction):
 - ``x264-aq``: x264's own variance adaptive quantisation (aq-mode 1, strength 1) at a base QP;
 - ``accmpeg``: two levels, QP 30 on macroblocks of detected objects (from the raw frame, so an
   optimistic AccMPEG) and QP 40 elsewhere; it has no knob;
-- ``how2compress``: the EA model's emphasis map with the level table 45/43/37/34/30 shifted
-  down by s (s = 0 is the paper's table).
+- ``how2compress``: the EA model's emphasis map with the level table (default 45/43/37/34/30)
+  shifted down by s (s = 0 is the table as given; negative s = coarser).
 """
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
         t = time.perf_counter()
         levels = [ea_model.predict_levels(f) for f in clip.frames]
         ea_ms = 1000 * (time.perf_counter() - t) / len(clip.frames)
-        shifts = list(range(0, 16, 1))
+        # cheapest first: level 0 from QP 51 down, until level 4 would go below QP 12
+        shifts = list(range(level_qps[0] - 51, level_qps[-1] - 12 + 1))
 
         def h2c(s):
             table = [max(q - s, 0) for q in level_qps]

@@ -1,8 +1,8 @@
 """How2Compress edge and server logic, without ROS: the nodes only convert messages.
 
 Configuration ids (carried in every payload, chosen by the link monitor):
-- ``h2c/base<QP>``: emphasis map from the EA model, level table 45/43/37/34/30 shifted so that
-  level 0 uses <QP> (``h2c/base45`` is the paper's table);
+- ``h2c/base<QP>``: emphasis map from the EA model, level table (default 45/43/37/34/30, the
+  edge's ``level_qps``) shifted so that level 0 uses <QP> (``h2c/base45`` is the paper's table);
 - ``uniform/qp<QP>``: one QP for every macroblock, no EA model;
 - ``edge_only``: nothing is sent (the edge runs the detector itself).
 """
@@ -34,6 +34,14 @@ class H2CConfig:
     config_id: str
     level_qps: Tuple[int, ...]      # QP per emphasis level; one entry for uniform
     uses_emphasis: bool
+
+
+def check_level_table(table: Sequence[int]) -> Tuple[int, ...]:
+    """A level -> QP table: QPs in [0, 51], never rising with the level (more emphasis, more quality)."""
+    t = tuple(int(q) for q in table)
+    if len(t) < 2 or any(not 0 <= q <= 51 for q in t) or any(b > a for a, b in zip(t, t[1:])):
+        raise ConfigIdError(f"level table {list(t)} must have >= 2 QPs in [0, 51], non-increasing with the level")
+    return t
 
 
 def parse_config_id(config_id: str, base_table: Sequence[int] = DEFAULT_LEVEL_QPS) -> H2CConfig:
@@ -84,8 +92,12 @@ class EdgeSettings:
 class How2CompressEdge:
     """RGB frame -> (EA model every ``map_reuse`` frames) -> QP map -> H.264 access unit."""
 
-    def __init__(self, model=None, settings: Optional[EdgeSettings] = None, config_id: str = "h2c/base45"):
+    def __init__(self, model=None, settings: Optional[EdgeSettings] = None, config_id: str = "h2c/base45",
+                 level_qps: Sequence[int] = DEFAULT_LEVEL_QPS):
         self.model = model
+        self.level_qps = check_level_table(level_qps)
+        if model is not None and len(self.level_qps) != model.config.levels:
+            raise ConfigIdError(f"level table has {len(self.level_qps)} QPs, the EA model {model.config.levels} levels")
         self.settings = settings or EdgeSettings()
         self._encoder: Optional[MacroblockQPEncoder] = None
         self._size: Optional[Tuple[int, int]] = None
@@ -95,7 +107,7 @@ class How2CompressEdge:
         self.set_config(config_id)
 
     def set_config(self, config_id: str) -> H2CConfig:
-        cfg = parse_config_id(config_id)
+        cfg = parse_config_id(config_id, self.level_qps)
         if cfg.uses_emphasis and self.model is None:
             raise ConfigIdError(f"{config_id} needs an EA model and none is loaded")
         self.config = cfg

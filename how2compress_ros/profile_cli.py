@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=90, help="frames of the clip to profile")
     ap.add_argument("--h2c-base-qps", default="45,41,37,34", help="h2c/base<QP> settings to profile")
     ap.add_argument("--uniform-qps", default="40,34,28", help="uniform/qp<QP> settings to profile")
+    ap.add_argument("--level-qps", default="45,43,37,34,30", help="QP of emphasis levels 0..4 (edge level_qps)")
     ap.add_argument("--map-reuse", type=int, default=1, help="EA map computed every N frames (edge parameter)")
     ap.add_argument("--detector-threshold", type=float, default=0.4)
     ap.add_argument("--confident", type=float, default=0.6, help="boxes below this score are don't-care in F1")
@@ -50,8 +51,8 @@ def main(argv=None) -> int:
               f"{e.edge_ms:7.2f} {e.encode_ms:6.2f} {e.decode_ms:6.2f} {e.server_ms or e.edge_ms:7.2f}", flush=True)
 
     lut = profile_settings(ids, frames, detector, model, EdgeSettings(fps=clip.fps, map_reuse=args.map_reuse),
-                           args.confident, on_entry=show)
-    lut.meta.update({"clip": args.clip, "fps": clip.fps, "map_reuse": args.map_reuse, "device": "cpu",
+                           args.confident, on_entry=show, level_qps=[int(q) for q in args.level_qps.split(",")])
+    lut.meta.update({"clip": args.clip, "level_qps": args.level_qps, "fps": clip.fps, "map_reuse": args.map_reuse, "device": "cpu",
                      "command": "h2c_profile " + " ".join(sys.argv[1:] if argv is None else argv),
                      "seconds": round(time.time() - t0)})
     lut.save(args.out)

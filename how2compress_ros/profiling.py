@@ -15,6 +15,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from how2compress_ros.codec import DEFAULT_LEVEL_QPS
 from how2compress_ros.detectors.base import Detector
 from how2compress_ros.detectors.metrics import score_frames
 from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge, How2CompressServer
@@ -22,9 +23,10 @@ from offload_common.lookup_table import EDGE_ONLY, LookupTable, LutEntry
 
 
 def profile_setting(config_id: str, frames: Sequence[np.ndarray], refs, detector: Detector, model=None,
-                    settings: Optional[EdgeSettings] = None, confident: float = 0.0) -> LutEntry:
+                    settings: Optional[EdgeSettings] = None, confident: float = 0.0,
+                    level_qps: Sequence[int] = DEFAULT_LEVEL_QPS) -> LutEntry:
     """One configuration over ``frames`` through the edge and server pipelines."""
-    edge = How2CompressEdge(model, settings or EdgeSettings(), config_id)
+    edge = How2CompressEdge(model, settings or EdgeSettings(), config_id, level_qps)
     server = How2CompressServer(detector)
     sizes, model_ms, enc_ms, dec_ms, det_ms, found = [], [], [], [], [], []
     seq = 0
@@ -65,12 +67,13 @@ def profile_edge_only(frames: Sequence[np.ndarray], detector: Detector) -> LutEn
 
 def profile_settings(config_ids: Iterable[str], frames: Sequence[np.ndarray], detector: Detector, model=None,
                      settings: Optional[EdgeSettings] = None, confident: float = 0.0,
-                     on_entry: Optional[Callable[[LutEntry], None]] = None) -> LookupTable:
+                     on_entry: Optional[Callable[[LutEntry], None]] = None,
+                     level_qps: Sequence[int] = DEFAULT_LEVEL_QPS) -> LookupTable:
     refs = [detector.detect(f) for f in frames]
     entries: List[LutEntry] = []
     for cid in config_ids:
         e = profile_edge_only(frames, detector) if cid == EDGE_ONLY else profile_setting(
-            cid, frames, refs, detector, model, settings, confident)
+            cid, frames, refs, detector, model, settings, confident, level_qps)
         entries.append(e)
         if on_entry:
             on_entry(e)

@@ -36,6 +36,8 @@ PARAMETERS = (
           read_only=True),
     Param("config_id", "h2c/base45", "initial configuration: h2c/base<QP>, uniform/qp<QP> or edge_only"),
     Param("stream_id", "det", "stream id in payloads and monitor decisions", read_only=True),
+    Param("level_qps", [45, 43, 37, 34, 30], "QP of each emphasis level 0..4 for h2c/base45; h2c/base<QP> "
+          "shifts the table so level 0 uses <QP>", read_only=True),
     Param("map_reuse", 1, "compute the emphasis map every N frames", read_only=True),
     Param("gop", 30, "frames between IDR pictures", read_only=True),
     Param("preset", "veryfast", "x264 preset", read_only=True),
@@ -67,7 +69,7 @@ class How2CompressEdgeNode(Node):
             model = EmphasisModel.from_pretrained(resolve_data_path(self.p.model_path))
         settings = EdgeSettings(gop=self.p.gop, preset=self.p.preset, bframes=self.p.bframes,
                                 threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
-        self.edge = How2CompressEdge(model, settings, self.p.config_id)
+        self.edge = How2CompressEdge(model, settings, self.p.config_id, list(self.p.level_qps))
         self.detector = (make_detector(self.p.edge_detector, self.p.edge_detector_weights,
                                        self.p.edge_score_threshold) if self.p.edge_detector else None)
         self.unanalysed = 0

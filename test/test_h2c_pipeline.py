@@ -1,0 +1,42 @@
+"""How2Compress configuration ids and the configurable level table (edge parameter level_qps)."""
+import numpy as np
+import pytest
+
+from how2compress_ros.pipeline import (ConfigIdError, EdgeSettings, How2CompressEdge, check_level_table,
+                                       parse_config_id)
+
+
+def test_config_ids_shift_the_level_table():
+    assert parse_config_id("h2c/base45").level_qps == (45, 43, 37, 34, 30)
+    assert parse_config_id("h2c/base41").level_qps == (41, 39, 33, 30, 26)
+    assert parse_config_id("h2c/base38", (38, 37, 35, 34, 32)).level_qps == (38, 37, 35, 34, 32)
+    assert parse_config_id("h2c/base40", (38, 37, 35, 34, 32)).level_qps == (40, 39, 37, 36, 34)
+    assert parse_config_id("uniform/qp30").level_qps == (30,) and not parse_config_id("uniform/qp30").uses_emphasis
+    for bad in ("h2c/base", "h2c/base99", "uniform/qp-1", "vp9/qp30", ""):
+        with pytest.raises(ConfigIdError):
+            parse_config_id(bad)
+
+
+def test_level_tables_are_checked():
+    assert check_level_table([40, 38, 38, 30, 30]) == (40, 38, 38, 30, 30)
+    for bad in ([30, 35, 37, 40, 45], [52, 40, 30, 20, 10], [45]):
+        with pytest.raises(ConfigIdError):
+            check_level_table(bad)
+
+
+def test_edge_encodes_with_its_own_level_table():
+    from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
+
+    model = EmphasisModel(EmphasisModelConfig(downsample=4))
+    rgb = np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)
+    edge = How2CompressEdge(model, EdgeSettings(gop=1), "h2c/base40", level_qps=(38, 37, 35, 34, 32))
+    try:
+        (p,) = edge.process(rgb)
+        assert p.config.level_qps == (40, 39, 37, 36, 34) and p.levels is not None
+        edge.set_config("h2c/base38")
+        (p,) = edge.process(rgb)
+        assert p.config.level_qps == (38, 37, 35, 34, 32)
+    finally:
+        edge.close()
+    with pytest.raises(ConfigIdError):
+        How2CompressEdge(model, EdgeSettings(), "h2c/base45", level_qps=(45, 40, 30))   # 3 QPs, 5 levels
