@@ -41,17 +41,24 @@ def test_observed_configuration_is_predicted_from_its_own_results():
     assert p.tail_ms > p.median_ms
 
 
-def test_unobserved_configuration_is_rescaled_by_the_observed_ratio():
+def test_unobserved_configuration_is_rescaled_by_the_observed_edge_and_server_ratios():
     cal = LatencyCalibrator(CalibrationSettings(min_results=5))
     assert not cal.predict(ACCURATE, 8.0, edge_scale=2.0).calibrated
     # before any result: the static edge scale applies to edge times only
     assert cal.predict(ACCURATE, 8.0, edge_scale=2.0).median_ms == pytest.approx(2 * 9 + 11 + 1.0)
-    feed(cal, FAST, [30.0] * 5 + [50.0] * 5)                # measured 40 ms where the table says 10
-    assert cal.compute_scale() == pytest.approx(4.0)
+    # "fast" measured: edge 30 ms where the table says 5 (x6), server 5 ms as in the table, 5 ms
+    # unaccounted (queues); the spread goes into the edge part
+    for edge in [25.0] * 5 + [35.0] * 5:
+        transmit = 0.5 + 2.0
+        assert cal.observe(FAST, edge + 5 + 5 + transmit, transmit, 8.0, edge_ms=edge, server_ms=5.0)
+    assert cal.edge_scale() == pytest.approx(6.0) and cal.server_scale() == pytest.approx(1.0)
     p = cal.predict(ACCURATE, 8.0)
     assert not p.calibrated
-    assert p.median_ms == pytest.approx(4.0 * 20 + 1.0 + 2.0)   # scaled compute + 1 ms serialisation + overhead
+    # 6 x 9 ms edge + 1 x 11 ms server + 5 ms unaccounted + 1 ms serialisation + 2 ms overhead
+    assert p.median_ms == pytest.approx(54 + 11 + 5 + 1 + 2)
     assert p.tail_ms > p.median_ms                              # spread borrowed from "fast"
+    # edge-only is all edge: it scales by the edge ratio alone
+    assert cal.predict(EDGE, 0.0).median_ms == pytest.approx(6 * 30 + 5)
 
 
 def test_edge_only_has_no_link_part_and_offload_needs_a_link():

@@ -13,10 +13,12 @@ and, over all payloads, the link's overhead = transmit - 8 * bytes / B - d (DDS,
 Predictions (``LatencyCalibrator.predict``), Eq. 1 with measured parts, for c observed:
     t_p50  = median(rest[c])        + 8 * bytes / B + d
     t_tail = quantile_q(rest[c])    + 8 * bytes / B + d        (q = ``tail_quantile``)
-A configuration not yet observed is predicted from its table entry: its compute times scaled by
-the median measured/table compute ratio of the configurations that were observed (one slow edge
-rescales every entry; the static ``edge_scale`` / ``server_scale`` before any result), plus
-8 * bytes / B + d + median(overhead); its tail by the median relative spread of the others.
+A configuration not yet observed is predicted from its table entry: its edge times scaled by the
+median measured/table ratio of the edge parts of the configurations observed, its server times
+likewise (a CPU-starved edge and a fast server rescale differently; the static ``edge_scale`` /
+``server_scale`` before any result), plus the median of what the breakdown leaves unaccounted
+(queues, middleware), 8 * bytes / B + d + median(overhead); its tail by the median relative
+spread of the others.
 
 Pure Python, no ROS; windows are bounded, so old behaviour ages out.
 """
@@ -64,7 +66,11 @@ class LatencyCalibrator:
         self._rest: Dict[str, Deque[float]] = {}
         self._compute: Dict[str, Deque[float]] = {}
         self._overhead: Deque[float] = deque(maxlen=4 * self.settings.window)
-        self._ratio: Dict[str, float] = {}        # config -> measured / table compute
+        self._edge: Dict[str, Deque[float]] = {}
+        self._server: Dict[str, Deque[float]] = {}
+        self._other: Deque[float] = deque(maxlen=4 * self.settings.window)   # compute - edge - server
+        self._table_edge: Dict[str, float] = {}
+        self._table_server: Dict[str, float] = {}
         self.results = 0
 
     @staticmethod
@@ -77,30 +83,41 @@ class LatencyCalibrator:
         return 8.0 * entry.bytes / (bandwidth_mbps * 1000.0) + delay_ms
 
     def observe(self, entry: LutEntry, total_ms: float, transmit_ms: float, bandwidth_mbps: float,
-                delay_ms: float = 0.0) -> bool:
-        """One result of ``entry``, sent while the estimate was ``bandwidth_mbps`` / ``delay_ms``.
-        Returns False (and learns nothing) for a breakdown that cannot be right."""
+                delay_ms: float = 0.0, edge_ms: float = 0.0, server_ms: float = 0.0) -> bool:
+        """One result of ``entry``, sent while the estimate was ``bandwidth_mbps`` / ``delay_ms``;
+        ``edge_ms`` / ``server_ms`` are the breakdown's edge (model + encoder) and server (decoder +
+        model) parts. Returns False (and learns nothing) for a breakdown that cannot be right."""
         link = self._link_ms(entry, bandwidth_mbps, delay_ms)
         if not (0 < total_ms < 1e6 and 0 <= transmit_ms <= total_ms and link != float("inf")):
             return False
         w, cid = self.settings.window, entry.config_id
+        self._table_edge[cid] = entry.edge_ms + entry.encode_ms
+        self._table_server[cid] = entry.decode_ms + entry.server_ms
         self._rest.setdefault(cid, deque(maxlen=w)).append(total_ms - link)
-        compute = self._compute.setdefault(cid, deque(maxlen=w))
-        compute.append(total_ms - transmit_ms)
+        self._compute.setdefault(cid, deque(maxlen=w)).append(total_ms - transmit_ms)
         if link > 0:
             self._overhead.append(transmit_ms - link)
-        table = entry.edge_ms + entry.encode_ms + entry.decode_ms + entry.server_ms
-        if table > 0 and len(compute) >= self.settings.min_results:
-            self._ratio[cid] = quantile(compute, 0.5) / table
+        if edge_ms > 0 or server_ms > 0:
+            self._edge.setdefault(cid, deque(maxlen=w)).append(max(0.0, edge_ms))
+            self._server.setdefault(cid, deque(maxlen=w)).append(max(0.0, server_ms))
+            self._other.append(max(0.0, total_ms - transmit_ms - edge_ms - server_ms))
         self.results += 1
         return True
 
     def observed(self, config_id: str) -> int:
         return len(self._rest.get(config_id, ()))
 
-    def compute_scale(self) -> Optional[float]:
-        """Median measured/table compute ratio over the observed configurations (None: none yet)."""
-        return quantile(self._ratio.values(), 0.5) if self._ratio else None
+    def _scale(self, measured: Dict[str, Deque[float]], table_ms) -> Optional[float]:
+        ratios = [quantile(v, 0.5) / table_ms(cid) for cid, v in measured.items()
+                  if len(v) >= self.settings.min_results and table_ms(cid) > 0]
+        return quantile(ratios, 0.5) if ratios else None
+
+    def edge_scale(self) -> Optional[float]:
+        """Median measured/table ratio of the edge part over the observed configurations (None: none yet)."""
+        return self._scale(self._edge, lambda cid: self._table_edge.get(cid, 0.0))
+
+    def server_scale(self) -> Optional[float]:
+        return self._scale(self._server, lambda cid: self._table_server.get(cid, 0.0))
 
     def transmit_overhead_ms(self) -> float:
         if len(self._overhead) < self.settings.min_results:
@@ -116,11 +133,11 @@ class LatencyCalibrator:
         own = self._rest.get(entry.config_id, ())
         if len(own) >= s.min_results:
             return Prediction(quantile(own, 0.5) + link, quantile(own, s.tail_quantile) + link, True)
-        scale = self.compute_scale()
-        if scale is not None:
-            compute = scale * (entry.edge_ms + entry.encode_ms + entry.decode_ms + entry.server_ms)
-        else:
-            compute = edge_scale * (entry.edge_ms + entry.encode_ms) + server_scale * (entry.decode_ms + entry.server_ms)
+        es, ss = self.edge_scale(), self.server_scale()
+        compute = ((es if es is not None else edge_scale) * (entry.edge_ms + entry.encode_ms)
+                   + (ss if ss is not None else server_scale) * (entry.decode_ms + entry.server_ms))
+        if es is not None or ss is not None:
+            compute += quantile(self._other, 0.5) if self._other else 0.0
         median = compute + link + (self.transmit_overhead_ms() if link > 0 else 0.0)
         return Prediction(median, median * (1.0 + self._typical_spread()), False)
 

@@ -149,9 +149,11 @@ class LinkMonitorNode(Node):
             return
         entry = self.by_id.get(msg.config_id)
         est = self.last_estimate
+        lat = msg.latency
         if entry is None or est is None or not self.chooser.calibrator.observe(
-                entry, float(msg.latency.total_ms), float(msg.latency.transmit_ms), est.bandwidth_mbps,
-                est.delay_ms):
+                entry, float(lat.total_ms), float(lat.transmit_ms), est.bandwidth_mbps, est.delay_ms,
+                edge_ms=float(lat.edge_model_ms + lat.edge_encode_ms),
+                server_ms=float(lat.decode_ms + lat.server_model_ms)):
             self.ignored_results += 1
             if self.ignored_results in (1, 10, 100) or self.ignored_results % 1000 == 0:
                 self.get_logger().warn(f"result for '{msg.config_id}' not used for calibration "
