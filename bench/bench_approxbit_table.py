@@ -52,7 +52,7 @@ def print_table(lut: LookupTable) -> None:
     for e in lut.entries:
         totals = " ".join(f"{e.latency_ms(b):9.1f}" for b in BANDWIDTHS)
         print(f"{label(e):12s} {e.config_id:24s} {e.bytes:8.0f} {ratio(lut, e):>10s} {100 * e.accuracy:6.1f} "
-              f"{100 * e.extra.get('top5', 0):6.1f} {e.edge_ms + e.encode_ms:8.2f} {e.decode_ms + e.server_ms:7.2f} "
+              f"{100 * e.extra.get('top5', 0):6.1f} {e.edge_part_ms:8.2f} {e.server_part_ms:7.2f} "
               f"{totals}")
 
 

@@ -14,6 +14,7 @@ import time
 def main(argv=None) -> int:
     import torch
 
+    from how2compress_ros.codec import DEFAULT_LEVEL_QPS
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
@@ -28,7 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=90, help="frames of the clip to profile")
     ap.add_argument("--h2c-base-qps", default="45,41,37,34", help="h2c/base<QP> settings to profile")
     ap.add_argument("--uniform-qps", default="40,34,28", help="uniform/qp<QP> settings to profile")
-    ap.add_argument("--level-qps", default="45,43,37,34,30", help="QP of emphasis levels 0..4 (edge level_qps)")
+    ap.add_argument("--level-qps", default=",".join(str(q) for q in DEFAULT_LEVEL_QPS),
+                    help="QP of emphasis levels 0..4 (edge level_qps)")
     ap.add_argument("--map-reuse", type=int, default=1, help="EA map computed every N frames (edge parameter)")
     ap.add_argument("--detector-threshold", type=float, default=0.4)
     ap.add_argument("--confident", type=float, default=0.6, help="boxes below this score are don't-care in F1")

@@ -27,15 +27,29 @@ class LutEntry:
     deployable: bool = True        # the nodes can run it (baselines that only the benchmark runs: False)
     extra: Dict[str, float] = field(default_factory=dict)   # e.g. top5, ssim
 
+    @property
+    def edge_part_ms(self) -> float:
+        """Edge model + encoder."""
+        return self.edge_ms + self.encode_ms
+
+    @property
+    def server_part_ms(self) -> float:
+        """Server decoder + model."""
+        return self.decode_ms + self.server_ms
+
+    def link_ms(self, bandwidth_mbps: float, delay_ms: float = 0.0) -> float:
+        """Eq. 1's 8 * bytes / B plus the one-way delay: 0 for edge-only, inf when B is unknown."""
+        if self.config_id == EDGE_ONLY or self.bytes <= 0:
+            return 0.0
+        if bandwidth_mbps <= 0:
+            return float("inf")
+        return 8.0 * self.bytes / (bandwidth_mbps * 1000.0) + delay_ms
+
     def latency_ms(self, bandwidth_mbps: float, delay_ms: float = 0.0, edge_scale: float = 1.0,
                    server_scale: float = 1.0) -> float:
         """Eq. 1. ``edge_scale`` / ``server_scale`` rescale times measured on another machine."""
-        compute = edge_scale * (self.edge_ms + self.encode_ms) + server_scale * (self.decode_ms + self.server_ms)
-        if self.config_id == EDGE_ONLY or self.bytes <= 0:
-            return compute
-        if bandwidth_mbps <= 0:
-            return float("inf")
-        return compute + 8.0 * self.bytes / (bandwidth_mbps * 1000.0) + delay_ms
+        return (edge_scale * self.edge_part_ms + server_scale * self.server_part_ms
+                + self.link_ms(bandwidth_mbps, delay_ms))
 
 
 @dataclass

@@ -67,13 +67,19 @@ class Watcher:
         self.node.destroy_node()
 
 
-def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy_context, tmp_path):
+def save_lut(tmp_path, accurate_bytes: int) -> str:
+    """Three configurations: accurate (payload ``accurate_bytes``), small, and a slow edge-only."""
     lut = str(tmp_path / "lut.json")
     LookupTable("var", "test", "top1", [
-        LutEntry("cnn3d/o2/noenc/k8", "binary", 0.99, 100_000, 10, 1, 40, 5),
+        LutEntry("cnn3d/o2/noenc/k8", "binary", 0.99, accurate_bytes, 10, 1, 40, 5),
         LutEntry("cnn3d/o2/enc/k4", "binary", 0.90, 100, 10, 1, 5, 5),
         LutEntry("edge_only", "edge_only", 0.99, 0, 500),
     ]).save(lut)
+    return lut
+
+
+def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy_context, tmp_path):
+    lut = save_lut(tmp_path, accurate_bytes=100_000)
     watcher = Watcher(rclpy_context)
     monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
                           overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
@@ -122,12 +128,7 @@ def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path):
     from edge_offload.msg import ActionResult
     from offload_common.nodes.qos import RESULT_QOS
 
-    lut = str(tmp_path / "lut.json")
-    LookupTable("var", "test", "top1", [
-        LutEntry("cnn3d/o2/noenc/k8", "binary", 0.99, 1000, 10, 1, 40, 5),
-        LutEntry("cnn3d/o2/enc/k4", "binary", 0.90, 100, 10, 1, 5, 5),
-        LutEntry("edge_only", "edge_only", 0.99, 0, 500),
-    ]).save(lut)
+    lut = save_lut(tmp_path, accurate_bytes=1000)
     watcher = Watcher(rclpy_context)
     pub = watcher.node.create_publisher(ActionResult, "action_results", RESULT_QOS)
     monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),

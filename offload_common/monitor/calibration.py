@@ -6,9 +6,10 @@ a CPU quota, a busy core) and its timing jittery. Every result carries its laten
 learns, per configuration c, from the results of c sent at bandwidth estimate B and delay d:
 
     rest    = total - 8 * bytes / B - d     (everything but serialisation and propagation)
-    compute = total - transmit              (edge queue + edge model + encoder + decoder + server)
+    edge, server                            (the breakdown's edge and server parts)
 
-and, over all payloads, the link's overhead = transmit - 8 * bytes / B - d (DDS, relays, queues).
+and, over all results, the link's overhead = transmit - 8 * bytes / B - d (DDS, relays, queues)
+and what the breakdown leaves unaccounted = total - transmit - edge - server (queues, middleware).
 
 Predictions (``LatencyCalibrator.predict``), Eq. 1 with measured parts, for c observed:
     t_p50  = median(rest[c])        + 8 * bytes / B + d
@@ -28,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, Dict, Optional
 
-from offload_common.lookup_table import EDGE_ONLY, LutEntry
+from offload_common.lookup_table import LutEntry
 
 
 def quantile(values, q: float) -> float:
@@ -64,37 +65,24 @@ class LatencyCalibrator:
         if self.settings.window < 1 or self.settings.min_results < 1:
             raise ValueError("window and min_results must be >= 1")
         self._rest: Dict[str, Deque[float]] = {}
-        self._compute: Dict[str, Deque[float]] = {}
         self._overhead: Deque[float] = deque(maxlen=4 * self.settings.window)
         self._edge: Dict[str, Deque[float]] = {}
         self._server: Dict[str, Deque[float]] = {}
-        self._other: Deque[float] = deque(maxlen=4 * self.settings.window)   # compute - edge - server
-        self._table_edge: Dict[str, float] = {}
-        self._table_server: Dict[str, float] = {}
+        self._other: Deque[float] = deque(maxlen=4 * self.settings.window)   # total - transmit - edge - server
+        self._entries: Dict[str, LutEntry] = {}       # the table entry of every configuration observed
         self.results = 0
-
-    @staticmethod
-    def _link_ms(entry: LutEntry, bandwidth_mbps: float, delay_ms: float) -> float:
-        """Serialisation + propagation (Eq. 1's bytes / B, plus delay); inf when B is unknown."""
-        if entry.config_id == EDGE_ONLY or entry.bytes <= 0:
-            return 0.0
-        if bandwidth_mbps <= 0:
-            return float("inf")
-        return 8.0 * entry.bytes / (bandwidth_mbps * 1000.0) + delay_ms
 
     def observe(self, entry: LutEntry, total_ms: float, transmit_ms: float, bandwidth_mbps: float,
                 delay_ms: float = 0.0, edge_ms: float = 0.0, server_ms: float = 0.0) -> bool:
         """One result of ``entry``, sent while the estimate was ``bandwidth_mbps`` / ``delay_ms``;
         ``edge_ms`` / ``server_ms`` are the breakdown's edge (model + encoder) and server (decoder +
         model) parts. Returns False (and learns nothing) for a breakdown that cannot be right."""
-        link = self._link_ms(entry, bandwidth_mbps, delay_ms)
+        link = entry.link_ms(bandwidth_mbps, delay_ms)
         if not (0 < total_ms < 1e6 and 0 <= transmit_ms <= total_ms and link != float("inf")):
             return False
         w, cid = self.settings.window, entry.config_id
-        self._table_edge[cid] = entry.edge_ms + entry.encode_ms
-        self._table_server[cid] = entry.decode_ms + entry.server_ms
+        self._entries[cid] = entry
         self._rest.setdefault(cid, deque(maxlen=w)).append(total_ms - link)
-        self._compute.setdefault(cid, deque(maxlen=w)).append(total_ms - transmit_ms)
         if link > 0:
             self._overhead.append(transmit_ms - link)
         if edge_ms > 0 or server_ms > 0:
@@ -104,20 +92,19 @@ class LatencyCalibrator:
         self.results += 1
         return True
 
-    def observed(self, config_id: str) -> int:
-        return len(self._rest.get(config_id, ()))
-
-    def _scale(self, measured: Dict[str, Deque[float]], table_ms) -> Optional[float]:
-        ratios = [quantile(v, 0.5) / table_ms(cid) for cid, v in measured.items()
-                  if len(v) >= self.settings.min_results and table_ms(cid) > 0]
+    def _scale(self, measured: Dict[str, Deque[float]], part: str) -> Optional[float]:
+        """Median over the observed configurations of median(measured) / table time of ``part``."""
+        table = {cid: getattr(self._entries[cid], part) for cid in measured}
+        ratios = [quantile(v, 0.5) / table[cid] for cid, v in measured.items()
+                  if len(v) >= self.settings.min_results and table[cid] > 0]
         return quantile(ratios, 0.5) if ratios else None
 
     def edge_scale(self) -> Optional[float]:
-        """Median measured/table ratio of the edge part over the observed configurations (None: none yet)."""
-        return self._scale(self._edge, lambda cid: self._table_edge.get(cid, 0.0))
+        """Measured/table ratio of the edge part (None: no configuration observed enough yet)."""
+        return self._scale(self._edge, "edge_part_ms")
 
     def server_scale(self) -> Optional[float]:
-        return self._scale(self._server, lambda cid: self._table_server.get(cid, 0.0))
+        return self._scale(self._server, "server_part_ms")
 
     def transmit_overhead_ms(self) -> float:
         if len(self._overhead) < self.settings.min_results:
@@ -127,15 +114,15 @@ class LatencyCalibrator:
     def predict(self, entry: LutEntry, bandwidth_mbps: float, delay_ms: float = 0.0, edge_scale: float = 1.0,
                 server_scale: float = 1.0) -> Prediction:
         s = self.settings
-        link = self._link_ms(entry, bandwidth_mbps, delay_ms)
+        link = entry.link_ms(bandwidth_mbps, delay_ms)
         if link == float("inf"):
             return Prediction(link, link, False)
         own = self._rest.get(entry.config_id, ())
         if len(own) >= s.min_results:
             return Prediction(quantile(own, 0.5) + link, quantile(own, s.tail_quantile) + link, True)
         es, ss = self.edge_scale(), self.server_scale()
-        compute = ((es if es is not None else edge_scale) * (entry.edge_ms + entry.encode_ms)
-                   + (ss if ss is not None else server_scale) * (entry.decode_ms + entry.server_ms))
+        compute = ((es if es is not None else edge_scale) * entry.edge_part_ms
+                   + (ss if ss is not None else server_scale) * entry.server_part_ms)
         if es is not None or ss is not None:
             compute += quantile(self._other, 0.5) if self._other else 0.0
         median = compute + link + (self.transmit_overhead_ms() if link > 0 else 0.0)
