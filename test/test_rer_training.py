@@ -97,3 +97,22 @@ def test_dilate_mask_grows_by_whole_macroblocks():
     m[2, 2] = True
     assert dilate_mask(m, 1).sum() == 5 and dilate_mask(m, 2).sum() == 13
     assert (dilate_mask(m, 0) == m).all()
+
+
+def test_frames_of_several_sizes_train_in_same_size_batches():
+    """Footage of several videos (h2c_train --video a --video b): every frame once per epoch,
+    never two sizes in one batch."""
+    from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
+    from how2compress_ros.emphasis.training import RERConfig, RERTrainer, TrainingFrame
+
+    def frame(h, w):
+        grid = (h // 16, w // 16)
+        return TrainingFrame(np.zeros((h, w, 3), np.uint8), [], np.zeros(grid, bool),
+                             np.linspace(0.2, 0.9, grid[0] * grid[1]).reshape(grid))
+    tf = [frame(64, 96) for _ in range(5)] + [frame(48, 48) for _ in range(4)]
+    t = RERTrainer(EmphasisModel(EmphasisModelConfig(downsample=2)), None, tf, RERConfig(epochs=3, batch_size=2))
+    assert t.sched.T_max == 3 * (3 + 2)
+    for _ in range(3):
+        batches = t._batches(2)
+        assert sorted(i for b in batches for i in b) == list(range(9))
+        assert all(len({tf[i].rgb.shape for i in b}) == 1 for b in batches)

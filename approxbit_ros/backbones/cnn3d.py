@@ -84,15 +84,16 @@ class Cnn3dBackbone(nn.Module):
         return clips_uint8.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
 
     def edge(self, x: torch.Tensor, o: int) -> torch.Tensor:
-        h = self.stem(x)
-        for blk in self.blocks[:o]:
+        return self.run_blocks(self.stem(x), 0, o)
+
+    def run_blocks(self, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Feature map after block ``start`` -> feature map after block ``stop``."""
+        for blk in self.blocks[start:stop]:
             h = blk(h)
         return h
 
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        for blk in self.blocks[o:]:
-            h = blk(h)
-        return self.head(h.mean(dim=(2, 3, 4)))
+        return self.head(self.run_blocks(h, o, self.num_blocks).mean(dim=(2, 3, 4)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.server(self.edge(x, 0), 0)

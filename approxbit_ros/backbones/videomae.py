@@ -85,15 +85,20 @@ class VideoMaeBackbone(nn.Module):
 
     def edge(self, x: torch.Tensor, o: int) -> torch.Tensor:
         h = self.model.videomae.embeddings(x, None)
-        for layer in self.model.videomae.encoder.layer[:o]:
-            h = _hidden(layer(h))
         b, n, d = h.shape
-        return h.transpose(1, 2).reshape(b, d, *self.grid)
+        return self._tokens(h, 0, o).transpose(1, 2).reshape(b, d, *self.grid)
+
+    def run_blocks(self, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Feature map after layer ``start`` -> feature map after layer ``stop``."""
+        return self._tokens(h.flatten(2).transpose(1, 2), start, stop).transpose(1, 2).reshape(h.shape)
+
+    def _tokens(self, h: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for layer in self.model.videomae.encoder.layer[start:stop]:
+            h = _hidden(layer(h))
+        return h
 
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        h = h.flatten(2).transpose(1, 2)
-        for layer in self.model.videomae.encoder.layer[o:]:
-            h = _hidden(layer(h))
+        h = self._tokens(h.flatten(2).transpose(1, 2), o, self.num_blocks)
         vm = self.model.videomae
         if vm.layernorm is not None:
             h = vm.layernorm(h)

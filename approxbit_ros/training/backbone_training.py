@@ -26,6 +26,7 @@ class BackboneTrainingConfig:
     seed: int = 0
     single_frame: bool = False     # baseline: every frame replaced by the middle one
     grad_clip: float = 0.0         # max gradient norm (0: off); the transformer wants 1.0
+    warmup: float = 0.15           # fraction of the steps the learning rate ramps up over
 
 
 def as_input(clips: np.ndarray, single_frame: bool) -> torch.Tensor:
@@ -59,13 +60,17 @@ def evaluate(model, split: str, clips: int, single_frame: bool = False, batch_si
 
 
 class BackboneTrainer:
-    def __init__(self, model, config: BackboneTrainingConfig):
-        self.model, self.cfg = model, config
+    """``distiller`` (optional, see ``distillation.py``): a trained teacher whose logits and
+    feature maps guide the model; otherwise plain cross-entropy."""
+
+    def __init__(self, model, config: BackboneTrainingConfig, distiller=None):
+        self.model, self.cfg, self.distiller = model, config, distiller
         torch.manual_seed(config.seed)
-        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        params = list(model.parameters()) + (list(distiller.trainable_parameters()) if distiller else [])
+        self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         steps = config.epochs * (config.clips_per_epoch // config.batch_size)
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=config.lr, total_steps=max(steps, 1),
-                                                         pct_start=0.15)
+                                                         pct_start=config.warmup)
         self.train_set = SyntheticActions("train", config.epochs * config.clips_per_epoch)
         self.epoch = 0
         self.history: List[dict] = []
@@ -83,27 +88,28 @@ class BackboneTrainer:
         while self.epoch < cfg.epochs and (stop_after is None or run < stop_after):
             run += 1
             self.model.train()
+            if self.distiller:
+                self.distiller.train()
             first = self.epoch * cfg.clips_per_epoch
             order = first + np.random.default_rng([cfg.seed, self.epoch]).permutation(cfg.clips_per_epoch)
             steps = cfg.clips_per_epoch // cfg.batch_size
             bar = tqdm(range(steps), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not progress)
-            losses = []
+            parts = []
             for s in bar:
                 x, y = clip_batch(self.train_set, order[s * cfg.batch_size:(s + 1) * cfg.batch_size].tolist())
-                logits = self.model(self.model.preprocess(as_input(x, cfg.single_frame)))
-                loss = F.cross_entropy(logits, torch.from_numpy(y), label_smoothing=0.05)
+                loss, part = self._loss(as_input(x, cfg.single_frame), torch.from_numpy(y))
+                parts.append(part)
                 self.opt.zero_grad()
                 loss.backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.opt.step()
                 self.sched.step()
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                bar.set_postfix({k: f"{np.mean([p[k] for p in parts[-20:]]):.3f}" for k in part})
             val = evaluate(self.model, "val", cfg.val_clips, cfg.single_frame)
             self.epoch += 1
-            stats = {"epoch": self.epoch, "loss": float(np.mean(losses)), "val_top1": val["top1"],
-                     "val_top5": val["top5"]}
+            stats = {"epoch": self.epoch, **{k: float(np.mean([p[k] for p in parts])) for k in parts[0]},
+                     "val_top1": val["top1"], "val_top5": val["top5"]}
             self.history.append(stats)
             if checkpoint_dir:
                 self.save_checkpoint(checkpoint_dir)
@@ -111,15 +117,29 @@ class BackboneTrainer:
                 on_epoch(stats)
         return self.history
 
+    def _loss(self, clips: torch.Tensor, labels: torch.Tensor):
+        """(loss, {name: value} for the progress bar and history)."""
+        if self.distiller:
+            loss, logits, part = self.distiller.loss(self.model, clips, labels)
+        else:
+            logits = self.model(self.model.preprocess(clips))
+            loss = F.cross_entropy(logits, labels, label_smoothing=0.05)
+            part = {}
+        acc = (logits.argmax(1) == labels).float().mean().item()
+        return loss, {"loss": loss.item(), **part, "acc": acc}
+
+    def _modules(self) -> dict:
+        return {"model": self.model, **({"adapters": self.distiller.adapters} if self.distiller else {})}
+
     def _state_path(self, folder: str) -> str:
         return os.path.join(folder, "trainer_state.pt")
 
     def save_checkpoint(self, folder: str) -> None:
-        save_training_state(self._state_path(folder), modules={"model": self.model}, optimizer=self.opt,
+        save_training_state(self._state_path(folder), modules=self._modules(), optimizer=self.opt,
                             scheduler=self.sched, epoch=self.epoch, history=self.history)
 
     def load_checkpoint(self, folder: str) -> None:
-        self.epoch, self.history, _ = load_training_state(self._state_path(folder), modules={"model": self.model},
+        self.epoch, self.history, _ = load_training_state(self._state_path(folder), modules=self._modules(),
                                                           optimizer=self.opt, scheduler=self.sched)
 
 

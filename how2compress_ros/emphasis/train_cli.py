@@ -2,6 +2,9 @@
 footage, with the SSDLite person detector as feedback. Resumable (--checkpoint-dir), seeded.
 
     h2c_train --video data/footage/vtest.avi --frames 0:400:3 --out models/how2compress/ea-d2
+    h2c_train --video data/footage/vtest.avi --frames 0:400:3 --video data/footage/bikes.mp4 --frames 130:250:2 ...
+
+--video / --frames repeat in pairs (one --frames for all videos is also accepted).
 """
 from __future__ import annotations
 
@@ -48,8 +51,9 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.training import RERConfig, RERTrainer, prepare_frames
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--video", required=True, help="training footage (any PyAV-readable file)")
-    ap.add_argument("--frames", default="0:400:3", help="start:stop:step of frame indices to train on")
+    ap.add_argument("--video", action="append", required=True, help="training footage (any PyAV-readable file)")
+    ap.add_argument("--frames", action="append", help="start:stop:step of frame indices to train on (default 0:400:3)")
+    ap.add_argument("--level-qps", default="", help="level table to train with (default 45,43,37,34,30)")
     ap.add_argument("--out", required=True, help="output folder (config.json + model.safetensors)")
     ap.add_argument("--checkpoint-dir", default="", help="resume from / save per-epoch state here")
     ap.add_argument("--epochs", type=int, default=8)
@@ -65,14 +69,28 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    start, stop, step = (int(x) for x in args.frames.split(":"))
-    if not os.path.isfile(args.video):
-        print(f"h2c_train: no such video {args.video} (run tools/fetch_footage.sh)", file=sys.stderr)
+    ranges = args.frames or ["0:400:3"]
+    if len(ranges) == 1:
+        ranges = ranges * len(args.video)
+    if len(ranges) != len(args.video):
+        print("h2c_train: give one --frames, or one per --video", file=sys.stderr)
         return 2
-    frames = read_frames(args.video, start, stop, step)
-    print(f"training on {len(frames)} frames of {args.video} [{args.frames}]", flush=True)
+    frames = []
+    for video, text in zip(args.video, ranges):
+        if not os.path.isfile(video):
+            print(f"h2c_train: no such video {video} (run tools/fetch_footage.sh)", file=sys.stderr)
+            return 2
+        start, stop, step = (int(x) for x in text.split(":"))
+        part = read_frames(video, start, stop, step)
+        print(f"training on {len(part)} frames of {video} [{text}]", flush=True)
+        frames += part
+    extra = {}
+    if args.level_qps:
+        from how2compress_ros.pipeline import check_level_table
+
+        extra["level_qps"] = check_level_table([int(q) for q in args.level_qps.split(",")])
     cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, roi_score=args.roi_score,
-                    roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce)
+                    roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce, **extra)
     detector = SSDLitePersonDetector(score_threshold=min(cfg.roi_score, cfg.accuracy_score))
     t0 = time.time()
     tframes = prepare_frames(frames, detector, cfg.level_qps, roi_score=cfg.roi_score, roi_dilate=cfg.roi_dilate,

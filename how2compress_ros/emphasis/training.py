@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -118,9 +118,10 @@ class RERTrainer:
                  config: RERConfig):
         if not frames:
             raise ValueError("no training frames")
-        shapes = {f.rgb.shape for f in frames}
-        if len(shapes) != 1:
-            raise ValueError(f"training frames must share one size, got {sorted(shapes)}")
+        # frames of several videos may differ in size: a batch only holds frames of one size
+        self.size_groups: Dict[tuple, List[int]] = {}
+        for i, f in enumerate(frames):
+            self.size_groups.setdefault(f.rgb.shape, []).append(i)
         self.model, self.detector, self.frames, self.cfg = model, detector, frames, config
         self.levels = model.config.levels
         if len(config.level_qps) != self.levels or len(config.penalty) != self.levels:
@@ -130,7 +131,8 @@ class RERTrainer:
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        steps = config.epochs * ((len(frames) + config.batch_size - 1) // config.batch_size)
+        steps = config.epochs * sum((len(g) + config.batch_size - 1) // config.batch_size
+                                    for g in self.size_groups.values())
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(steps, 1), eta_min=config.lr_min)
         self.penalty = torch.tensor(list(config.penalty), dtype=torch.float32)
         self.epoch = 0
@@ -183,8 +185,7 @@ class RERTrainer:
         bs = self.cfg.batch_size
         while self.epoch < self.cfg.epochs:
             p = max(0.0, self.cfg.p_start - self.cfg.p_decay * self.epoch)
-            order = self.rng.permutation(len(self.frames))
-            batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+            batches = self._batches(bs)
             sums = np.zeros(5)
             self.model.train()
             bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs} p={p:.1f}", disable=not progress)
@@ -202,6 +203,17 @@ class RERTrainer:
             if on_epoch:
                 on_epoch(stats)
         return self.history
+
+    def _batches(self, bs: int) -> List[List[int]]:
+        """Shuffled batches of same-size frames, in shuffled order (one size: exactly the
+        single-video order of earlier versions, so their commands still reproduce)."""
+        batches = []
+        for group in self.size_groups.values():
+            order = [group[i] for i in self.rng.permutation(len(group))]
+            batches += [order[i:i + bs] for i in range(0, len(order), bs)]
+        if len(self.size_groups) == 1:
+            return batches
+        return [batches[i] for i in self.rng.permutation(len(batches))]
 
     def save_checkpoint(self, folder: str) -> None:
         save_training_state(
