@@ -77,8 +77,9 @@ def main(argv=None) -> int:
         model = ApproxBitConfiguration(backbone, cfg.offload_point, cfg.codebook_size, cfg.spatial_encoder,
                                        cfg.float_codes)
         t0 = time.time()
-        hist = train_configuration(model, cfg, checkpoint=os.path.join("build", "approxbit_ckpt",
-                                                                       cfg.config_id.replace("/", "_") + ".pt"))
+        hist = train_configuration(model, cfg, checkpoint=os.path.join(
+            "build", "approxbit_ckpt", os.path.basename(os.path.normpath(args.backbone)),
+            cfg.config_id.replace("/", "_") + ".pt"))
         test = evaluate_configuration(model, "test", 1300)
         path = save_configuration(model, cfg, out, extra={
             "trained_by": "approxbit_train_configs " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -89,6 +89,11 @@ class How2CompressServerNode(Node):
             self._request_keyframe(msg, "decoder waiting for a keyframe")
         for r in results:
             self._publish(msg, r, receive_ns, len(data))
+            c = self.server.counters
+            if c.decoded % 50 == 0:
+                self.get_logger().info(f"{c.decoded} frames decoded ({c.rejected} rejected, {c.corrupt} corrupt, "
+                                       f"{c.lost} lost); last {len(data)} B via {msg.meta.config_id}, "
+                                       f"{len(r.boxes)} detections")
 
     def _publish(self, msg: EncodedFrame, r, receive_ns: int, size: int) -> None:
         out = DetectionArray()
