@@ -30,7 +30,8 @@ def small_videomae_config(num_classes: int, labels: Optional[Sequence[str]] = No
                           size: int = 64):
     """The compact VideoMAE we train from scratch on the synthetic clips: 8x8 patches, tubelets of
     4 frames (4x8x8 tokens: an object's motion is visible inside one token), 6 layers of width
-    96, mean pooling. (16x16 patches of 2 frames stayed at chance for 4 epochs.)"""
+    96, mean pooling. (16x16 patches of 2 frames stayed at chance for 4 epochs; this one too,
+    until taught by the trained 3D CNN: see training/distillation.py.)"""
     from transformers import VideoMAEConfig
 
     labels = list(labels) if labels else [str(i) for i in range(num_classes)]
