@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
     from how2compress_ros.evaluation import chosen, evaluate_clip
-    from how2compress_ros.pipeline import check_level_table
+    from how2compress_ros.pipeline import parse_level_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="EA model folder (config.json + model.safetensors)")
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    level_qps = check_level_table(int(q) for q in args.level_qps.split(","))
+    level_qps = parse_level_table(args.level_qps)
     os.makedirs(args.out, exist_ok=True)
     detector = SSDLitePersonDetector(score_threshold=args.detector_threshold)
     model = EmphasisModel.from_pretrained(args.model)

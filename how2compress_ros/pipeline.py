@@ -44,6 +44,15 @@ def check_level_table(table: Sequence[int]) -> Tuple[int, ...]:
     return t
 
 
+def parse_level_table(text: str) -> Tuple[int, ...]:
+    """'45,43,37,34,30' (a command line's --level-qps) -> a checked level table."""
+    try:
+        qps = [int(q) for q in text.split(",")]
+    except ValueError:
+        raise ConfigIdError(f"level table {text!r}: expected comma-separated integer QPs") from None
+    return check_level_table(qps)
+
+
 def parse_config_id(config_id: str, base_table: Sequence[int] = DEFAULT_LEVEL_QPS) -> H2CConfig:
     if config_id == EDGE_ONLY:
         return H2CConfig(config_id, (), False)

@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
-    from how2compress_ros.pipeline import EdgeSettings
+    from how2compress_ros.pipeline import EdgeSettings, parse_level_table
     from how2compress_ros.profiling import profile_settings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
               f"{e.edge_ms:7.2f} {e.encode_ms:6.2f} {e.decode_ms:6.2f} {e.server_ms or e.edge_ms:7.2f}", flush=True)
 
     lut = profile_settings(ids, frames, detector, model, EdgeSettings(fps=clip.fps, map_reuse=args.map_reuse),
-                           args.confident, on_entry=show, level_qps=[int(q) for q in args.level_qps.split(",")])
+                           args.confident, on_entry=show, level_qps=parse_level_table(args.level_qps))
     lut.meta.update({"clip": args.clip, "level_qps": args.level_qps, "fps": clip.fps, "map_reuse": args.map_reuse, "device": "cpu",
                      "command": "h2c_profile " + " ".join(sys.argv[1:] if argv is None else argv),
                      "seconds": round(time.time() - t0)})

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from how2compress_ros.pipeline import (ConfigIdError, EdgeSettings, How2CompressEdge, check_level_table,
-                                       parse_config_id)
+                                       parse_config_id, parse_level_table)
 
 
 def test_config_ids_shift_the_level_table():
@@ -22,6 +22,10 @@ def test_level_tables_are_checked():
     for bad in ([30, 35, 37, 40, 45], [52, 40, 30, 20, 10], [45]):
         with pytest.raises(ConfigIdError):
             check_level_table(bad)
+    assert parse_level_table("38,37,35,34,32") == (38, 37, 35, 34, 32)     # the CLIs' --level-qps
+    for bad in ("38,37,x", "30,35", ""):
+        with pytest.raises(ConfigIdError):
+            parse_level_table(bad)
 
 
 def test_edge_encodes_with_its_own_level_table():

@@ -79,16 +79,19 @@ class Distiller(nn.Module):
 
     def loss(self, student, clips_uint8: torch.Tensor, labels: torch.Tensor):
         cfg = self.cfg
-        with torch.no_grad():
-            tx = self.teacher.preprocess(clips_uint8)
-            targets = [self.teacher.edge(tx, t) for _, t in self.hints]
-            teacher_logits = self.teacher(tx)
-        h, at, hint = student.edge(student.preprocess(clips_uint8), 0), 0, clips_uint8.new_zeros((), dtype=torch.float32)
-        for adapter, (s, _), target in zip(self.adapters, self.hints, targets):
+        with torch.no_grad():                   # one pass through the teacher, keeping the hinted maps
+            h = self.teacher.edge(self.teacher.preprocess(clips_uint8), 0)
+            at, maps = 0, {}
+            for t in sorted({t for _, t in self.hints}):
+                h = maps[t] = self.teacher.run_blocks(h, at, t)
+                at = t
+            teacher_logits = self.teacher.server(h, at)
+        h, at, hint = student.edge(student.preprocess(clips_uint8), 0), 0, torch.zeros(())
+        for adapter, (s, t) in zip(self.adapters, self.hints):
             h = student.run_blocks(h, at, s)
             at = s
             pred = adapter(h)
-            tgt = resample(target, pred.shape[2:])
+            tgt = resample(maps[t], pred.shape[2:])
             tgt = F.layer_norm(tgt.movedim(1, -1), tgt.shape[1:2]).movedim(-1, 1)
             hint = hint + F.mse_loss(pred, tgt)
         logits = student.server(h, at)

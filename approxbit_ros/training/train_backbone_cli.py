@@ -69,13 +69,13 @@ def main(argv=None) -> int:
         distiller = Distiller(model, load_backbone(args.teacher)[0], distillation)
     t0 = time.time()
     history = BackboneTrainer(model, cfg, distiller).train(args.checkpoint_dir or None,
-                                                on_epoch=lambda s: print(f"epoch {s}", flush=True))
+                                                           on_epoch=lambda s: print(f"epoch {s}", flush=True))
     test = evaluate(model, "test", 1300, args.single_frame)
     print(f"test top-1 {test['top1']:.3f} top-5 {test['top5']:.3f} ({time.time() - t0:.0f} s)", flush=True)
     model.save_pretrained(args.out, extra={
         "trained_by": "approxbit_train_backbone " + " ".join(sys.argv[1:] if argv is None else argv),
-        "training": config_dict(cfg),
-        "distillation": asdict(distillation) if distillation else None, "history": history, "test": test, "train_seconds": round(time.time() - t0)})
+        "training": config_dict(cfg), "distillation": asdict(distillation) if distillation else None,
+        "history": history, "test": test, "train_seconds": round(time.time() - t0)})
     return 0
 
 

@@ -86,9 +86,9 @@ def main(argv=None) -> int:
         frames += part
     extra = {}
     if args.level_qps:
-        from how2compress_ros.pipeline import check_level_table
+        from how2compress_ros.pipeline import parse_level_table
 
-        extra["level_qps"] = check_level_table([int(q) for q in args.level_qps.split(",")])
+        extra["level_qps"] = parse_level_table(args.level_qps)
     cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, roi_score=args.roi_score,
                     roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce, **extra)
     detector = SSDLitePersonDetector(score_threshold=min(cfg.roi_score, cfg.accuracy_score))
