@@ -94,10 +94,15 @@ class ConfigurationSet:
                 continue
             t = meta["training"]
             kind = "deepcod" if t.get("float_codes") else "binary"
+            state = _codec_state(sidecar[:-len(".json")] + ".safetensors")
+            mean = state["encoder"].get("position_mean")
             ccfg = BinaryCodecConfig(backbone.feature_channels(t["offload_point"]), t["codebook_size"],
-                                     t["spatial_encoder"], float_codes=kind == "deepcod")
+                                     t["spatial_encoder"], float_codes=kind == "deepcod",
+                                     spatial_mixing=t.get("spatial_mixing", "depthwise"),
+                                     position_mean_shape=None if mean is None else tuple(mean.shape[2:]))
             enc, dec = BinaryEncoder(ccfg), BinaryDecoder(ccfg)
-            _load_codec(enc, dec, sidecar[:-len(".json")] + ".safetensors")
+            enc.load_state_dict(state["encoder"])
+            dec.load_state_dict(state["decoder"])
             cid = f"{name}/{local}"
             configs[cid] = Configuration(cid, t["offload_point"], t["spatial_encoder"], t["codebook_size"], kind,
                                          enc.eval(), dec.eval())
@@ -138,12 +143,13 @@ class ConfigurationSet:
             self.get(config_id)
 
 
-def _load_codec(encoder: BinaryEncoder, decoder: BinaryDecoder, path: str) -> None:
+def _codec_state(path: str) -> Dict[str, Dict[str, torch.Tensor]]:
+    """A configuration's safetensors file split into the encoder's and the decoder's state."""
     from safetensors.torch import load_file
 
     state = load_file(path)
-    encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
-    decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")})
+    return {side: {k[len(side) + 1:]: v for k, v in state.items() if k.startswith(side + ".")}
+            for side in ("encoder", "decoder")}
 
 
 @torch.no_grad()

@@ -64,10 +64,10 @@ def test_binarize_thresholds_forward_and_passes_sigmoid_gradient():
     torch.testing.assert_close(xp.grad, s * (1 - s))
 
 
-@pytest.mark.parametrize("spatial", [False, True])
+@pytest.mark.parametrize("spatial,mixing", [(False, "depthwise"), (True, "depthwise"), (True, "dense")])
 @pytest.mark.parametrize("thw", [(4, 8, 8), (5, 7, 7)])
-def test_shapes_and_bits(spatial, thw):
-    cfg = BinaryCodecConfig(channels=16, codebook_size=8, spatial_encoder=spatial)
+def test_shapes_and_bits(spatial, mixing, thw):
+    cfg = BinaryCodecConfig(channels=16, codebook_size=8, spatial_encoder=spatial, spatial_mixing=mixing)
     enc, dec = BinaryEncoder(cfg), BinaryDecoder(cfg)
     x = torch.randn(2, 16, *thw)
     z, xp = enc(x)
@@ -79,6 +79,45 @@ def test_shapes_and_bits(spatial, thw):
     ratio = x.numel() * 32 / bits.numel()           # float32 features vs 1-bit codes
     assert ratio == pytest.approx(32 * 16 / 8 * np.prod(thw) / np.prod(expect))
     assert ratio >= (64 if not spatial else 256)
+
+
+def test_dense_spatial_encoder_mixes_channels_and_depthwise_does_not():
+    """Each output channel of the depthwise spatial conv sees only its own input channel; the
+    dense one sees all of them."""
+    x = torch.randn(1, 8, 2, 4, 4, requires_grad=True)
+    for mixing, want_channels in (("depthwise", 1), ("dense", 8)):
+        enc = BinaryEncoder(BinaryCodecConfig(8, 4, spatial_encoder=True, spatial_mixing=mixing))
+        x.grad = None
+        enc.spatial(x)[0, 3].sum().backward()
+        assert int((x.grad[0].abs().sum(dim=(1, 2, 3)) > 0).sum()) == want_channels, mixing
+
+
+def test_unknown_spatial_mixing_is_rejected():
+    with pytest.raises(ValueError, match="spatial_mixing"):
+        BinaryEncoder(BinaryCodecConfig(8, 4, spatial_encoder=True, spatial_mixing="separable"))
+
+
+def test_position_mean_is_removed_before_coding_and_restored_after():
+    """With a position mean the codes depend only on x - mean (a clip equal to the mean codes
+    like a zero clip), and a zero code decodes to the mean plus what zeros decode to without it."""
+    torch.manual_seed(3)
+    cfg = BinaryCodecConfig(8, 4, spatial_encoder=True, position_mean_shape=(2, 4, 4))
+    enc, dec = BinaryEncoder(cfg).eval(), BinaryDecoder(cfg).eval()
+    mean = torch.randn(1, 8, 2, 4, 4) * 5
+    enc.position_mean.copy_(mean)
+    dec.position_mean.copy_(mean)
+    x = torch.randn(2, 8, 2, 4, 4)
+    plain = BinaryEncoder(BinaryCodecConfig(8, 4, spatial_encoder=True)).eval()
+    plain.load_state_dict({k: v for k, v in enc.state_dict().items() if k != "position_mean"})
+    assert torch.equal(enc.encode_bits(x + mean), plain.encode_bits(x))
+    z = torch.zeros(1, 4, 1, 2, 2)
+    bare = BinaryDecoder(BinaryCodecConfig(8, 4, spatial_encoder=True)).eval()
+    bare.load_state_dict({k: v for k, v in dec.state_dict().items() if k != "position_mean"})
+    with torch.no_grad():
+        torch.testing.assert_close(dec(z, (2, 4, 4)), bare(z, (2, 4, 4)) + mean)
+    assert "position_mean" not in plain.state_dict()          # old checkpoints load unchanged
+    with pytest.raises(ValueError, match="position mean"):
+        enc.encode_bits(torch.randn(1, 8, 4, 4, 4))
 
 
 def test_codebook_is_the_first_decoding_step():

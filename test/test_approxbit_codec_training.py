@@ -2,11 +2,12 @@
 deployed path (hard bits through the wire format) matches training-time binarisation, and
 training resumes from its checkpoint."""
 import numpy as np
+import pytest
 import torch
 
 from approxbit_ros.backbones.cnn3d import Cnn3dBackbone, Cnn3dConfig
 from approxbit_ros.codec import BinaryPayload
-from approxbit_ros.training.codec_training import (ApproxBitConfiguration, CodecTrainingConfig,
+from approxbit_ros.training.codec_training import (ApproxBitConfiguration, CodecTrainingConfig, learning_rate,
                                                    save_configuration, train_configuration)
 
 
@@ -43,3 +44,60 @@ def test_deployed_path_equals_wire_round_trip():
     logits = backbone.server(model.decoder(received, tuple(feats.shape[2:])), 1)
     torch.testing.assert_close(logits, model.predict(x)[:1])
     assert feats[0].numel() * 32 / (len(payload.data) * 8) >= 32
+
+
+def test_cosine_schedule_decays_to_zero_and_constant_stays():
+    cos = CodecTrainingConfig(offload_point=1, codebook_size=4, spatial_encoder=False, lr=1e-3,
+                              lr_schedule="cosine")
+    lrs = [learning_rate(cos, s, 100) for s in range(101)]
+    assert lrs[0] == 1e-3 and abs(lrs[50] - 5e-4) < 1e-12 and lrs[100] == 0.0
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    const = CodecTrainingConfig(offload_point=1, codebook_size=4, spatial_encoder=False, lr=1e-3)
+    assert {learning_rate(const, s, 100) for s in range(101)} == {1e-3}
+    const.lr_schedule = "step"
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate(const, 0, 100)
+
+
+def test_dense_spatial_encoder_survives_save_and_load(tmp_path):
+    """A configuration trained with the dense spatial encoder loads back as dense: the sidecar
+    records the mixing and the loader builds the matching encoder."""
+    from approxbit_ros.configurations import ConfigurationSet
+
+    torch.manual_seed(2)
+    backbone = Cnn3dBackbone(Cnn3dConfig()).eval()
+    backbone.save_pretrained(str(tmp_path))
+    model = ApproxBitConfiguration(backbone, 1, 4, True, spatial_mixing="dense").eval()
+    cfg = CodecTrainingConfig(offload_point=1, codebook_size=4, spatial_encoder=True, spatial_mixing="dense")
+    save_configuration(model, cfg, str(tmp_path / "configs"))
+    loaded = ConfigurationSet.from_pretrained(str(tmp_path), raw_features=False)
+    (c,) = loaded.configurations.values()
+    assert c.encoder.spatial.groups == 1 and model.encoder.spatial.groups == 1
+    x = backbone.preprocess(torch.randint(0, 256, (1, 16, 64, 64, 3), dtype=torch.uint8))
+    feats = backbone.edge(x, 1)
+    torch.testing.assert_close(c.encoder.encode_bits(feats), model.encoder.encode_bits(feats))
+
+
+def test_position_mean_is_estimated_from_training_clips_and_saved(tmp_path):
+    """The mean is the average feature map of the first clips, both sides hold it, and it
+    travels through save / load."""
+    from approxbit_ros.configurations import ConfigurationSet
+    from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+    from approxbit_ros.training.codec_training import estimate_position_mean
+
+    torch.manual_seed(4)
+    backbone = Cnn3dBackbone(Cnn3dConfig()).eval()
+    backbone.save_pretrained(str(tmp_path))
+    model = ApproxBitConfiguration(backbone, 2, 4, False, position_mean=True)
+    ds = SyntheticActions("train", 8)
+    mean = estimate_position_mean(model, ds, clips=6, batch_size=4)
+    x, _ = clip_batch(ds, list(range(6)))
+    with torch.no_grad():
+        want = backbone.edge(backbone.preprocess(torch.from_numpy(x)), 2).mean(0, keepdim=True)
+    torch.testing.assert_close(mean, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.decoder.position_mean, want, rtol=1e-4, atol=1e-5)
+    cfg = CodecTrainingConfig(offload_point=2, codebook_size=4, spatial_encoder=False, position_mean=True)
+    save_configuration(model, cfg, str(tmp_path / "configs"))
+    (c,) = ConfigurationSet.from_pretrained(str(tmp_path), raw_features=False).configurations.values()
+    torch.testing.assert_close(c.encoder.position_mean, mean)
+    torch.testing.assert_close(c.decoder.position_mean, mean)

@@ -1,10 +1,20 @@
 """ApproxBit's asymmetric binary encoder / decoder (§3.3-3.5).
 
-Edge (``BinaryEncoder``): optional spatial encoder (one Conv3d halving T, H, W: depthwise,
-kernel 2, stride 2 — a dense 3x3x3 one cost 9.8 % of our small backbone's FLOPs, this one
-0.2 %; the channel compressor after it mixes channels), then the channel compressor (one
-1x1x1 Conv3d, D -> K), sigmoid, threshold at 0.5. In training the threshold passes gradients
-straight through.
+Edge (``BinaryEncoder``): optional spatial encoder (one Conv3d, kernel 2, stride 2, halving
+T, H, W), then the channel compressor (one 1x1x1 Conv3d, D -> K), sigmoid, threshold at 0.5.
+In training the threshold passes gradients straight through. The spatial encoder is depthwise
+by default (``spatial_mixing="depthwise"``: a dense 3x3x3 one cost 9.8 % of the small CNN's
+FLOPs on its large early maps, the depthwise one 0.2 %; the channel compressor after it mixes
+channels) or dense (``"dense"``: D x D x 2x2x2, the paper's plain Conv3d, cheap on a ViT's
+small token grid, where tokens carry little spatial smoothness for a per-channel filter).
+
+Optional position mean (``position_mean_shape=(T, H, W)``): both sides hold the same fixed
+per-position mean feature map (D x T x H x W, estimated from training clips); the encoder
+codes x - mean and the decoder adds it back. A ViT's residual stream is dominated by its
+position embeddings (on our VideoMAE two thirds of the feature variance at the offload points
+is the same for every clip): without the mean the codes learn to spell out *where* a token is
+- constant bits that carry nothing about the clip - and the spatially-encoded configurations
+collapse to chance. The mean costs one subtraction per element on the edge.
 
 Server (``BinaryDecoder``): codebook M in R^{D x K} (y = M z), then the heavier decoder: two
 3D ResBlocks, one self-attention layer over the T*H*W positions, and a transposed convolution
@@ -16,11 +26,14 @@ Loss (``ApproxBitLoss``, Eq. 3): CE(task) + lambda1 * MSE(decoded, original feat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+SPATIAL_MIXING = ("depthwise", "dense")
 
 
 @dataclass
@@ -29,6 +42,8 @@ class BinaryCodecConfig:
     codebook_size: int            # K: code bits per position
     spatial_encoder: bool = False
     attention_heads: int = 4
+    spatial_mixing: str = "depthwise"   # spatial encoder: "depthwise" or "dense" Conv3d
+    position_mean_shape: Optional[Tuple[int, int, int]] = None   # (T, H, W) of the map: see above
     # DeepCOD-style baseline: the codes stay float (no sigmoid / threshold) and travel as
     # float32; the architecture is otherwise identical
     float_codes: bool = False
@@ -36,6 +51,8 @@ class BinaryCodecConfig:
     def validate(self) -> None:
         if self.channels < 1 or self.codebook_size < 1:
             raise ValueError(f"channels and codebook_size must be positive, got {self}")
+        if self.spatial_mixing not in SPATIAL_MIXING:
+            raise ValueError(f"spatial_mixing must be one of {SPATIAL_MIXING}, got {self.spatial_mixing!r}")
 
 
 def binarize(x_prime: torch.Tensor) -> torch.Tensor:
@@ -51,11 +68,15 @@ class BinaryEncoder(nn.Module):
         config.validate()
         self.config = config
         d = config.channels
-        self.spatial = nn.Conv3d(d, d, kernel_size=2, stride=2, groups=d) if config.spatial_encoder else None
+        groups = d if config.spatial_mixing == "depthwise" else 1
+        self.spatial = nn.Conv3d(d, d, kernel_size=2, stride=2, groups=groups) if config.spatial_encoder else None
         self.compress = nn.Conv3d(d, config.codebook_size, kernel_size=1)
+        _add_position_mean(self, config)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """X' (pre-sigmoid), (B, K, T', H', W')."""
+        if self.position_mean is not None:
+            x = x - _checked_mean(self.position_mean, x)
         if self.spatial is not None:
             pads = [p for d in reversed(x.shape[2:]) for p in (0, d % 2)]   # odd sizes: ceil(d / 2)
             x = self.spatial(F.pad(x, pads, mode="replicate") if any(pads) else x)
@@ -119,6 +140,18 @@ class SelfAttention3d(nn.Module):
         return (seq + out).transpose(1, 2).reshape(b, c, t, h, w)
 
 
+def _add_position_mean(module: nn.Module, config: BinaryCodecConfig) -> None:
+    shape = config.position_mean_shape
+    module.register_buffer("position_mean", None if shape is None else torch.zeros(1, config.channels, *shape))
+
+
+def _checked_mean(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if tuple(x.shape[1:]) != tuple(mean.shape[1:]):
+        raise ValueError(f"feature map {tuple(x.shape[1:])} does not match the codec's position mean "
+                         f"{tuple(mean.shape[1:])}")
+    return mean
+
+
 def _groups(c: int) -> int:
     for g in (8, 4, 2, 1):
         if c % g == 0:
@@ -137,6 +170,7 @@ class BinaryDecoder(nn.Module):
         self.attn = SelfAttention3d(d, config.attention_heads)
         self.res2 = ResBlock3d(d)
         self.up = nn.ConvTranspose3d(d, d, kernel_size=4, stride=2, padding=1) if config.spatial_encoder else None
+        _add_position_mean(self, config)
 
     def forward(self, z: torch.Tensor, out_shape: Tuple[int, int, int] = None) -> torch.Tensor:
         """z: codes (B, K, T', H', W') as float 0/1. Returns features (B, D, T, H, W);
@@ -148,6 +182,8 @@ class BinaryDecoder(nn.Module):
             y = self.up(y)
             if out_shape is not None:
                 y = y[:, :, : out_shape[0], : out_shape[1], : out_shape[2]]
+        if self.position_mean is not None:
+            y = y + _checked_mean(self.position_mean, y)
         return y
 
 

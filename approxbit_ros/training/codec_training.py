@@ -1,10 +1,12 @@
 """Training one ApproxBit configuration: the backbone is frozen; the binary encoder / decoder
 at offload point o learn with Eq. 3 (CE on the backbone's output through the decoded features +
-lambda1 * MSE reconstruction + lambda2 * binary BCE); Adam 1e-3 (paper §4). Fresh synthetic clips
-every epoch; resumable; the result is saved as a small safetensors file per configuration."""
+lambda1 * MSE reconstruction + lambda2 * binary BCE); Adam 1e-3 (paper §4), constant or with a
+per-step cosine decay to zero over the run (``lr_schedule="cosine"``). Fresh synthetic clips every
+epoch; resumable; the result is saved as a small safetensors file per configuration."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Callable, List, Optional
@@ -12,6 +14,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
+from approxbit_ros.backbones import blank_input
 from approxbit_ros.codec import ApproxBitLoss, BinaryCodecConfig, BinaryDecoder, BinaryEncoder
 from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
 from approxbit_ros.training.backbone_training import split_accuracy
@@ -35,6 +38,10 @@ class CodecTrainingConfig:
     # compression ratio against the float32 feature map
     float_codes: bool = False
     compression_ratio: int = 0
+    spatial_mixing: str = "depthwise"     # see BinaryCodecConfig
+    lr_schedule: str = "constant"         # or "cosine": decays to 0 at the last step of ``epochs``
+    position_mean: bool = False           # code x - (per-position mean map); see BinaryCodecConfig
+    position_mean_clips: int = 256        # training clips the mean is estimated from
 
     @property
     def config_id(self) -> str:
@@ -47,14 +54,18 @@ class ApproxBitConfiguration(torch.nn.Module):
     """Encoder + decoder of one configuration around a frozen backbone."""
 
     def __init__(self, backbone, offload_point: int, codebook_size: int, spatial_encoder: bool,
-                 float_codes: bool = False):
+                 float_codes: bool = False, spatial_mixing: str = "depthwise", position_mean: bool = False):
         super().__init__()
         self.backbone = backbone
         for p in backbone.parameters():
             p.requires_grad_(False)
         self.o = offload_point
+        shape = None
+        if position_mean:
+            with torch.no_grad():
+                shape = tuple(backbone.edge(blank_input(backbone), offload_point).shape[2:])
         cfg = BinaryCodecConfig(backbone.feature_channels(offload_point), codebook_size, spatial_encoder,
-                                float_codes=float_codes)
+                                float_codes=float_codes, spatial_mixing=spatial_mixing, position_mean_shape=shape)
         self.encoder, self.decoder = BinaryEncoder(cfg), BinaryDecoder(cfg)
 
     def forward(self, x: torch.Tensor):
@@ -70,6 +81,33 @@ class ApproxBitConfiguration(torch.nn.Module):
         feats = self.backbone.edge(x, self.o)
         codes = self.encoder.encode(feats)
         return self.backbone.server(self.decoder(codes.float(), tuple(feats.shape[2:])), self.o)
+
+
+@torch.no_grad()
+def estimate_position_mean(model: ApproxBitConfiguration, ds: SyntheticActions, clips: int,
+                           batch_size: int = 16) -> torch.Tensor:
+    """Mean feature map at the offload point over the first ``clips`` clips of ``ds``; written
+    into the encoder's and the decoder's ``position_mean``."""
+    total, n = None, 0
+    model.backbone.eval()
+    for start in range(0, min(clips, len(ds)), batch_size):
+        x, _ = clip_batch(ds, list(range(start, min(start + batch_size, clips, len(ds)))))
+        f = model.backbone.edge(model.backbone.preprocess(torch.from_numpy(x)), model.o)
+        total = f.sum(0, keepdim=True) if total is None else total + f.sum(0, keepdim=True)
+        n += f.shape[0]
+    mean = total / n
+    model.encoder.position_mean.copy_(mean)
+    model.decoder.position_mean.copy_(mean)
+    return mean
+
+
+def learning_rate(cfg: CodecTrainingConfig, step: int, total_steps: int) -> float:
+    """The learning rate at ``step`` of ``total_steps``."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "cosine":
+        return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+    raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
 
 
 def evaluate_configuration(model: ApproxBitConfiguration, split: str, clips: int, batch_size: int = 32) -> dict:
@@ -92,6 +130,8 @@ def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig,
     codec_modules = {"encoder": model.encoder, "decoder": model.decoder}
     if has_training_state(checkpoint):
         epoch, history, _ = load_training_state(checkpoint, modules=codec_modules, optimizer=opt)
+    elif model.encoder.position_mean is not None:
+        estimate_position_mean(model, ds, cfg.position_mean_clips)
     torch.manual_seed(cfg.seed + epoch)
     while epoch < cfg.epochs:
         model.train()
@@ -101,6 +141,8 @@ def train_configuration(model: ApproxBitConfiguration, cfg: CodecTrainingConfig,
         parts_sum = {"task": 0.0, "recon": 0.0, "binary": 0.0}
         bar = tqdm(range(steps), desc=f"{cfg.config_id} epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
         for s in bar:
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, epoch * steps + s, cfg.epochs * steps)
             x, y = clip_batch(ds, order[s * cfg.batch_size:(s + 1) * cfg.batch_size].tolist())
             logits, feats, rec, xp = model(model.backbone.preprocess(torch.from_numpy(x)))
             loss, parts = loss_fn(logits, torch.from_numpy(y), feats, rec, xp)

@@ -7,6 +7,8 @@ encoder on) and decoder, codes left float32, sized to 1/32 and 1/128 of the floa
 
     approxbit_train_configs --backbone models/approxbit/cnn3d-actions
     approxbit_train_configs --backbone models/approxbit/cnn3d-actions --deepcod
+    approxbit_train_configs --backbone models/approxbit/videomae-actions --position-mean \
+        --spatial-mixing dense --lambda-binary 0.1 --lr-schedule cosine --epochs 12
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def plan(backbone, frames: int = 16, size: int = 64):
 def main(argv=None) -> int:
     import torch
 
+    from approxbit_ros.codec.binary_codec import SPATIAL_MIXING
     from approxbit_ros.configurations import load_backbone
     from approxbit_ros.training.codec_training import (ApproxBitConfiguration, CodecTrainingConfig,
                                                        evaluate_configuration, save_configuration,
@@ -54,6 +57,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--deepcod", action="store_true", help="train the DeepCOD-style float baselines instead")
+    ap.add_argument("--spatial-mixing", choices=SPATIAL_MIXING, default="depthwise",
+                    help="spatial encoder: depthwise (default) or dense Conv3d k2 s2")
+    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
+    ap.add_argument("--lambda-recon", type=float, default=1.0, help="lambda1 of Eq. 3 (paper: 1)")
+    ap.add_argument("--lambda-binary", type=float, default=1.0,
+                    help="lambda2 of Eq. 3 (paper: 1; at 1 a ViT's codes saturate into constant bits, use 0.1)")
+    ap.add_argument("--position-mean", action="store_true",
+                    help="code features minus their per-position mean (ViT backbones: see BinaryCodecConfig)")
+    ap.add_argument("--out", default="", help="output folder (default: <backbone>/configs)")
+    ap.add_argument("--checkpoint-dir", default="",
+                    help="resumable training states (default: build/approxbit_ckpt/<backbone folder name>)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     backbone = load_backbone(args.backbone)[0]
@@ -62,7 +76,9 @@ def main(argv=None) -> int:
     print("edge FLOPs by offload point: " + ", ".join(f"o{o}={c / 1e6:.1f}M ({c / total:.0%})"
                                                        for o, c in enumerate(cum[:-1])), flush=True)
     print(f"offload points (~1/3, ~2/3 of {total / 1e6:.1f} MFLOPs): {points}", flush=True)
-    out = os.path.join(args.backbone, "configs")
+    out = args.out or os.path.join(args.backbone, "configs")
+    ckpt_dir = args.checkpoint_dir or os.path.join("build", "approxbit_ckpt",
+                                                   os.path.basename(os.path.normpath(args.backbone)))
     if args.deepcod:
         jobs = [CodecTrainingConfig(offload_point=o, codebook_size=deepcod_codebook_size(
                     backbone.feature_channels(o), r), spatial_encoder=True, float_codes=True, compression_ratio=r)
@@ -71,15 +87,15 @@ def main(argv=None) -> int:
         jobs = [CodecTrainingConfig(offload_point=o, codebook_size=k, spatial_encoder=enc) for o, enc, k in configs]
     for cfg in jobs:
         cfg.epochs, cfg.clips_per_epoch, cfg.seed = args.epochs, args.clips_per_epoch, args.seed
+        cfg.spatial_mixing, cfg.lr_schedule, cfg.position_mean = args.spatial_mixing, args.lr_schedule, args.position_mean
+        cfg.lambda_recon, cfg.lambda_binary = args.lambda_recon, args.lambda_binary
         if args.only and cfg.config_id not in args.only.split(","):
             continue
         torch.manual_seed(args.seed)
         model = ApproxBitConfiguration(backbone, cfg.offload_point, cfg.codebook_size, cfg.spatial_encoder,
-                                       cfg.float_codes)
+                                       cfg.float_codes, cfg.spatial_mixing, cfg.position_mean)
         t0 = time.time()
-        hist = train_configuration(model, cfg, checkpoint=os.path.join(
-            "build", "approxbit_ckpt", os.path.basename(os.path.normpath(args.backbone)),
-            cfg.config_id.replace("/", "_") + ".pt"))
+        hist = train_configuration(model, cfg, checkpoint=os.path.join(ckpt_dir, cfg.config_id.replace("/", "_") + ".pt"))
         test = evaluate_configuration(model, "test", 1300)
         path = save_configuration(model, cfg, out, extra={
             "trained_by": "approxbit_train_configs " + " ".join(sys.argv[1:] if argv is None else argv),
