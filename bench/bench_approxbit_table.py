@@ -93,7 +93,7 @@ def plot(lut: LookupTable, folder: str) -> list:
         ax.set_title(f"ApproxBit vs baselines at {b:g} Mbit/s ({lut.meta.get('backbone')}, synthetic actions)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-        path = os.path.join(folder, f"approxbit_pareto_{b:g}mbps.png")
+        path = os.path.join(folder, f"approxbit_{lut.meta.get('backbone', 'model')}_pareto_{b:g}mbps.png")
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -18,7 +18,7 @@ from how2compress_ros.emphasis.model import EmphasisModel
 from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
 from offload_common.frame_sources import SyntheticSceneSource, VideoFileSource
 
-MODEL = "models/how2compress/ea-mobilevitv2-050-d2"
+MODEL = "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes"
 
 
 def frames(n):

@@ -15,7 +15,7 @@ from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
 rclpy = pytest.importorskip("rclpy")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(ROOT, "models", "how2compress", "ea-mobilevitv2-050-d2")
+MODEL = os.path.join(ROOT, "models", "how2compress", "ea-mobilevitv2-050-d2-vtest-bikes")
 CORRUPT_SEQ = 12
 
 pytestmark = pytest.mark.skipif(shutil.which("h2c_edge") is None, reason="node entry points not installed")
