@@ -175,6 +175,13 @@ def clip_batch(ds: SyntheticActions, indices: List[int]) -> Tuple[np.ndarray, np
     return np.stack([c for c, _ in items]), np.array([lbl for _, lbl in items], np.int64)
 
 
+def clip_batches(ds: SyntheticActions, clips: int, batch_size: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """``clip_batch`` over clips 0 .. min(clips, len(ds)) - 1, in order, ``batch_size`` at a time."""
+    clips = min(clips, len(ds))
+    for start in range(0, clips, batch_size):
+        yield clip_batch(ds, list(range(start, min(start + batch_size, clips))))
+
+
 class SyntheticActionFrames:
     """The test split as an endless frame stream for the camera source: clips one after the
     other, upscaled to ``width`` x ``height``; ``labels`` records the class of each clip and

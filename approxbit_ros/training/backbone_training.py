@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch, clip_batches
 from offload_common.training_state import has_training_state, load_training_state, save_training_state
 
 
@@ -44,8 +44,7 @@ def split_accuracy(predict: Callable[[np.ndarray], torch.Tensor], split: str, cl
     clips is a multiple of the class count)."""
     ds = SyntheticActions(split, clips)
     top1 = top5 = 0
-    for i in range(0, clips, batch_size):
-        x, y = clip_batch(ds, list(range(i, min(i + batch_size, clips))))
+    for x, y in clip_batches(ds, clips, batch_size):
         top = predict(x).topk(5, dim=1).indices
         yt = torch.from_numpy(y)
         top1 += int((top[:, 0] == yt).sum())

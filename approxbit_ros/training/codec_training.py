@@ -16,7 +16,7 @@ import torch
 
 from approxbit_ros.backbones import blank_input
 from approxbit_ros.codec import ApproxBitLoss, BinaryCodecConfig, BinaryDecoder, BinaryEncoder
-from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch, clip_batches
 from approxbit_ros.training.backbone_training import split_accuracy
 from offload_common.training_state import has_training_state, load_training_state, save_training_state
 
@@ -68,6 +68,12 @@ class ApproxBitConfiguration(torch.nn.Module):
                                 float_codes=float_codes, spatial_mixing=spatial_mixing, position_mean_shape=shape)
         self.encoder, self.decoder = BinaryEncoder(cfg), BinaryDecoder(cfg)
 
+    @classmethod
+    def from_training_config(cls, backbone, cfg: "CodecTrainingConfig") -> "ApproxBitConfiguration":
+        """The untrained configuration ``cfg`` describes, around ``backbone``."""
+        return cls(backbone, cfg.offload_point, cfg.codebook_size, cfg.spatial_encoder, cfg.float_codes,
+                   cfg.spatial_mixing, cfg.position_mean)
+
     def forward(self, x: torch.Tensor):
         with torch.no_grad():
             feats = self.backbone.edge(x, self.o)
@@ -90,8 +96,7 @@ def estimate_position_mean(model: ApproxBitConfiguration, ds: SyntheticActions, 
     into the encoder's and the decoder's ``position_mean``."""
     total, n = None, 0
     model.backbone.eval()
-    for start in range(0, min(clips, len(ds)), batch_size):
-        x, _ = clip_batch(ds, list(range(start, min(start + batch_size, clips, len(ds)))))
+    for x, _ in clip_batches(ds, clips, batch_size):
         f = model.backbone.edge(model.backbone.preprocess(torch.from_numpy(x)), model.o)
         total = f.sum(0, keepdim=True) if total is None else total + f.sum(0, keepdim=True)
         n += f.shape[0]

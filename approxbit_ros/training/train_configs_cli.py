@@ -79,23 +79,26 @@ def main(argv=None) -> int:
     out = args.out or os.path.join(args.backbone, "configs")
     ckpt_dir = args.checkpoint_dir or os.path.join("build", "approxbit_ckpt",
                                                    os.path.basename(os.path.normpath(args.backbone)))
+    shared = dict(epochs=args.epochs, clips_per_epoch=args.clips_per_epoch, seed=args.seed,
+                  spatial_mixing=args.spatial_mixing, lr_schedule=args.lr_schedule,
+                  position_mean=args.position_mean, lambda_recon=args.lambda_recon,
+                  lambda_binary=args.lambda_binary)
     if args.deepcod:
         jobs = [CodecTrainingConfig(offload_point=o, codebook_size=deepcod_codebook_size(
-                    backbone.feature_channels(o), r), spatial_encoder=True, float_codes=True, compression_ratio=r)
+                    backbone.feature_channels(o), r), spatial_encoder=True, float_codes=True, compression_ratio=r,
+                    **shared)
                 for o in points for r in DEEPCOD_RATIOS]
     else:
-        jobs = [CodecTrainingConfig(offload_point=o, codebook_size=k, spatial_encoder=enc) for o, enc, k in configs]
+        jobs = [CodecTrainingConfig(offload_point=o, codebook_size=k, spatial_encoder=enc, **shared)
+                for o, enc, k in configs]
     for cfg in jobs:
-        cfg.epochs, cfg.clips_per_epoch, cfg.seed = args.epochs, args.clips_per_epoch, args.seed
-        cfg.spatial_mixing, cfg.lr_schedule, cfg.position_mean = args.spatial_mixing, args.lr_schedule, args.position_mean
-        cfg.lambda_recon, cfg.lambda_binary = args.lambda_recon, args.lambda_binary
         if args.only and cfg.config_id not in args.only.split(","):
             continue
         torch.manual_seed(args.seed)
-        model = ApproxBitConfiguration(backbone, cfg.offload_point, cfg.codebook_size, cfg.spatial_encoder,
-                                       cfg.float_codes, cfg.spatial_mixing, cfg.position_mean)
+        model = ApproxBitConfiguration.from_training_config(backbone, cfg)
         t0 = time.time()
-        hist = train_configuration(model, cfg, checkpoint=os.path.join(ckpt_dir, cfg.config_id.replace("/", "_") + ".pt"))
+        checkpoint = os.path.join(ckpt_dir, cfg.config_id.replace("/", "_") + ".pt")
+        hist = train_configuration(model, cfg, checkpoint=checkpoint)
         test = evaluate_configuration(model, "test", 1300)
         path = save_configuration(model, cfg, out, extra={
             "trained_by": "approxbit_train_configs " + " ".join(sys.argv[1:] if argv is None else argv),
