@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from approxbit_ros.experiments.analysis import load_run, summarize
+from offload_common.experiments.analysis import load_run, summarize
 from offload_common.monitor.link_estimator import Ewma
 
 S = 1_000_000_000

@@ -2,7 +2,9 @@
 and plays an SLA schedule on the link monitor.
 
 Records (one JSON object per line, ``"type"`` first):
-- ``result``: every ``action_results`` message (stamp, seq, config, label, latency breakdown);
+- ``result``: every ``action_results`` message (ApproxBit: stamp, seq, config, label, latency
+  breakdown) and every ``detections`` message (How2Compress: the same, with the number of people
+  as the label);
 - ``decision``: every ``offload_config`` message (choice, reason, link estimate, prediction, SLA);
 - ``sla``: every SLA change it asked the monitor for, and whether the monitor accepted it.
 
@@ -20,7 +22,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 
-from edge_offload.msg import ActionResult, OffloadConfig
+from edge_offload.msg import ActionResult, DetectionArray, OffloadConfig
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
 from offload_common.nodes.runner import run_node, stamp_to_ns
@@ -58,6 +60,7 @@ class ExperimentRecorderNode(Node):
         self.out = open(self.p.output, "a", buffering=1)
         self.counts = {"result": 0, "decision": 0, "sla": 0}
         self.create_subscription(ActionResult, "action_results", self._on_result, RESULT_QOS)
+        self.create_subscription(DetectionArray, "detections", self._on_detections, RESULT_QOS)
         self.create_subscription(OffloadConfig, "offload_config", self._on_decision, DECISION_QOS)
         self.param_client = self.create_client(SetParameters, f"{self.p.monitor_node}/set_parameters")
         if self.schedule:
@@ -69,10 +72,17 @@ class ExperimentRecorderNode(Node):
         self.out.write(json.dumps({"type": kind, "recv_ns": time.time_ns(), **record}) + "\n")
 
     def _on_result(self, m: ActionResult) -> None:
+        self._write_result(m, m.edge_only, m.label, float(m.score))
+
+    def _on_detections(self, m: DetectionArray) -> None:
+        best = max((float(d.score) for d in m.detections), default=0.0)
+        self._write_result(m, m.config_id == "edge_only", str(len(m.detections)), best)
+
+    def _write_result(self, m, edge_only: bool, label: str, score: float) -> None:
         lat = m.latency
         self._write("result", {
-            "stamp_ns": stamp_to_ns(m.header.stamp), "seq": m.seq, "config_id": m.config_id, "edge_only": m.edge_only,
-            "label": m.label, "score": round(float(m.score), 4), "total_ms": lat.total_ms,
+            "stamp_ns": stamp_to_ns(m.header.stamp), "seq": m.seq, "config_id": m.config_id, "edge_only": edge_only,
+            "label": label, "score": round(score, 4), "total_ms": lat.total_ms,
             "edge_ms": lat.edge_model_ms + lat.edge_encode_ms, "transmit_ms": lat.transmit_ms,
             "server_ms": lat.decode_ms + lat.server_model_ms, "queue_ms": lat.edge_queue_ms,
             "payload_bytes": lat.payload_bytes})

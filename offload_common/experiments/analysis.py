@@ -1,5 +1,5 @@
-"""Scoring an adaptive-offloading run: results joined with the camera's ground truth, the
-monitor's decisions and the bandwidth trace; SLA violations, switches, prediction error,
+"""Scoring an adaptive-offloading run: results joined with the camera's ground truth (when the
+stream has one: ApproxBit's action clips), the monitor's decisions and the bandwidth trace; SLA violations, switches, prediction error,
 fallback / recovery times; and the Fig. 9-style plot. Plain Python over the recorder's JSON lines.
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ def summarize(run: Run, levels: Sequence[float] = (3.0, 6.0, 50.0),
     out["scored_results"] = len(scored)
     aligned = [r for r in run.results if r["stamp_ns"] in run.truth
                and run.truth[r["stamp_ns"]][0] % CLIP_FRAMES == CLIP_FRAMES - 1]
-    out["clip_aligned_fraction"] = round(len(aligned) / len(run.results), 3) if run.results else None
+    out["clip_aligned_fraction"] = round(len(aligned) / len(run.results), 3) if run.results and run.truth else None
     for kind in ("latency", "accuracy"):
         sel = [r for r in rows if r["sla_kind"] == kind and r["violated"] is not None]
         feas = [r for r in sel if r["feasible"]]
@@ -208,7 +208,7 @@ def cut_times(run: Run) -> List[dict]:
     return out
 
 
-def plot(run: Run, path: str, title: str = "") -> None:
+def plot(run: Run, path: str, title: str = "", metric: str = "top-1") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,7 +255,7 @@ def plot(run: Run, path: str, title: str = "") -> None:
     if pa:
         ax[3].plot(*zip(*pa), "-", lw=0.8, label="profiled accuracy of the choice")
     _plot_bound(ax[3], rows, "accuracy")
-    ax[3].set_ylabel("top-1")
+    ax[3].set_ylabel(metric)
     ax[3].set_xlabel("time (s)")
     ax[3].legend(loc="lower right", fontsize=7)
     fig.suptitle(title or "adaptive offloading over an emulated link")

@@ -1,0 +1,169 @@
+"""The adaptive-offloading experiment harness (ApproxBit Fig. 9) shared by both streams.
+
+The stream's CLI builds its nodes; this module provides the rest: an "edge" and a "server"
+network namespace joined by a tbf-shaped veth pair (plus the user-space delay / loss relay), a
+CFS CPU quota for the edge's model node so the edge is the weak device, the monitor's measured
+``edge_scale``, the bandwidth trace (levels in turn, fluctuating, repeated) and an SLA schedule
+(one phase per SLA kind), an optional link cut, and the scoring: record.jsonl, summary.json
+(SLA violations, switches, measured vs predicted latency per rate level and configuration,
+fall-back / recovery times) and a Fig. 9-style plot. Needs root (namespaces, tc, cgroups).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
+
+
+def add_arguments(ap: argparse.ArgumentParser, *, out: str, levels: str, sla_latency_ms: float,
+                  sla_accuracy: float, edge_cpu: float, segment_s: float = 40.0) -> None:
+    """The options every adaptive experiment has; the stream's CLI passes its own defaults."""
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--levels", default=levels, help="bandwidth levels (Mbit/s) of a cycle")
+    ap.add_argument("--segment-s", type=float, default=segment_s, help="seconds per level")
+    ap.add_argument("--repeats", type=int, default=2, help="cycles of the levels")
+    ap.add_argument("--fluctuation", type=float, default=0.1, help="+- relative fluctuation within a level")
+    ap.add_argument("--step-s", type=float, default=5.0, help="seconds between fluctuation steps")
+    ap.add_argument("--phases", default="latency,accuracy", help="SLA kinds, splitting the run in equal parts")
+    ap.add_argument("--sla-latency-ms", type=float, default=sla_latency_ms)
+    ap.add_argument("--sla-accuracy", type=float, default=sla_accuracy)
+    ap.add_argument("--headroom", type=float, default=0.05,
+                    help="monitor headroom: a configuration switched to meets a latency SLA with this fraction to spare")
+    ap.add_argument("--latency-quantile", type=float, default=0.95,
+                    help="the monitor checks a latency SLA against this predicted quantile (calibrated from results)")
+    ap.add_argument("--calibration-window", type=int, default=60, help="results per configuration the monitor keeps")
+    ap.add_argument("--no-calibration", action="store_true",
+                    help="predict from the lookup table x edge_scale only (the uncalibrated monitor)")
+    ap.add_argument("--edge-cpu", type=float, default=edge_cpu, help="CPU quota of the edge model node (cores)")
+    ap.add_argument("--delay-ms", type=float, default=0.0, help="one-way link delay (user-space relay)")
+    ap.add_argument("--loss", type=float, default=0.0, help="frame loss each way (user-space relay)")
+    ap.add_argument("--cut-at", type=float, default=-1.0, help="cut the link at this second (negative: never)")
+    ap.add_argument("--cut-for", type=float, default=10.0, help="seconds the link stays cut")
+    ap.add_argument("--warmup-s", type=float, default=20.0, help="seconds at the first level before the trace")
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def median_ms_under(prefix: List[str], module: str, module_args: List[str], env: dict) -> float:
+    """Run ``python -m module`` (which prints ``median_ms X``) under ``prefix`` (a CPU limit or
+    nothing) and return X."""
+    out = subprocess.run(prefix + [sys.executable, "-m", module] + module_args,
+                         capture_output=True, text=True, env=env, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"edge speed measurement failed: {out.stderr[-2000:]}")
+    return float(out.stdout.split("median_ms")[1])
+
+
+@dataclass
+class ExperimentSetup:
+    """What the stream's CLI needs to build its node graphs."""
+    args: argparse.Namespace
+    env: Dict[str, str]
+    server_prefix: List[str]          # server namespace
+    edge_prefix: List[str]            # edge namespace
+    edge_model_prefix: List[str]      # edge namespace under the CPU quota
+    monitor: NodeProcess              # link_monitor, configured for the run
+    recorder: NodeProcess             # experiment_recorder, configured for the run
+    edge_scale: float
+
+
+#: the stream's CLI returns (server graph, edge model graph, edge graph, key of the camera node)
+GraphBuilder = Callable[[ExperimentSetup], Tuple[ProcessGraph, ProcessGraph, ProcessGraph, str]]
+
+
+def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: str, graphs: GraphBuilder,
+                            edge_scale: Callable[[List[str], dict], float], title: str, metric: str,
+                            truth_path: Optional[str] = None, command: str = "") -> int:
+    """Runs the experiment and writes its outputs to ``args.out``; 0 when no node crashed, 2 when
+    namespaces or cgroups are missing. ``edge_scale(cpu_limit_prefix, env)`` measures the edge's
+    slow-down under the quota; ``truth_path`` (the camera's ground-truth log) is removed before and
+    scored after."""
+    from offload_common.cpu_limit import CpuLimit, cpu_limit_available
+    from offload_common.experiments.analysis import load_run, plot, summarize
+    from offload_common.link_trace import TracePlayer, fig9_trace
+    from offload_common.lookup_table import LookupTable
+    from offload_common.netns_link import EmulatedLink, netns_available
+
+    why = netns_available() or cpu_limit_available()
+    if why:
+        print(f"{command.split(' ')[0] or 'adaptive experiment'}: {why}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    record = os.path.abspath(os.path.join(args.out, "record.jsonl"))
+    for p in (record, truth_path):
+        if p and os.path.exists(p):
+            os.remove(p)
+    levels = [float(x) for x in args.levels.split(",")]
+    trace = fig9_trace(args.segment_s, levels, args.repeats, args.fluctuation, args.step_s, args.seed)
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    span = trace.duration_s / len(phases)
+    schedule = ",".join(f"{i * span:g}:{k}:{args.sla_latency_ms if k == 'latency' else args.sla_accuracy:g}"
+                        for i, k in enumerate(phases))
+    events: List[Tuple[float, str]] = []
+    with EmulatedLink(rate_mbps=trace.steps[0][1], delay_ms=args.delay_ms, loss=args.loss, seed=args.seed) as link, \
+            CpuLimit(args.edge_cpu) as edge_cpu:
+        env = link.dds_env()
+        scale = edge_scale(edge_cpu.prefix(), env)
+        print(f"edge CPU quota {args.edge_cpu:g} core: edge_scale {scale:.2f}", flush=True)
+        t0 = time.time() + args.warmup_s + 15.0          # after model loading and warm-up
+        setup = ExperimentSetup(
+            args, env, link.prefix("server"), link.prefix("edge"), edge_cpu.prefix() + link.prefix("edge"),
+            NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"), overrides={
+                "lookup_tables": os.path.abspath(lut), "stream_id": stream_id, "edge_scale": scale,
+                "sla_kind": phases[0], "sla_latency_ms": args.sla_latency_ms, "sla_accuracy": args.sla_accuracy,
+                "log_period_s": 5.0, "headroom": args.headroom, "latency_quantile": args.latency_quantile,
+                "calibration_window": args.calibration_window, "calibrate_from_results": not args.no_calibration}),
+            NodeProcess("experiment_recorder", "experiment_recorder", config_path("experiment_recorder.yaml"),
+                        overrides={"output": record, "sla_schedule": schedule, "start_unix_s": t0}),
+            scale)
+        server, edge_model, edge, camera = graphs(setup)
+        all_graphs = (server, edge_model, edge)
+        try:
+            for g in all_graphs:
+                g.start()
+            time.sleep(max(0.0, t0 - time.time()))
+            print(f"trace: {trace.duration_s:.0f} s, levels {levels} Mbit/s; SLA schedule {schedule}", flush=True)
+            player = TracePlayer(trace, link.set_rate, lambda e: print(f"rate change failed: {e}", flush=True))
+            player.start(t0)
+            cut_done = args.cut_at < 0
+            while not player.wait(0.2):
+                now = time.time() - t0
+                if not cut_done and now >= args.cut_at:
+                    link.set_up(False)
+                    events.append((time.time(), "cut"))
+                    print(f"{now:.0f} s: link cut", flush=True)
+                    time.sleep(args.cut_for)
+                    link.set_up(True)
+                    events.append((time.time(), "restore"))
+                    print(f"{time.time() - t0:.0f} s: link restored", flush=True)
+                    cut_done = True
+            edge.stop_one(camera)
+            time.sleep(3.0)
+        finally:
+            codes = {}
+            for g in reversed(all_graphs):
+                codes.update(g.stop())
+            for g in all_graphs:
+                for key in g.lines:
+                    with open(os.path.join(args.out, f"{key}.log"), "w") as f:
+                        f.write(g.output(key))
+        crashed = {k: c for k, c in codes.items() if c not in (0, -2, 130)}
+    run = load_run(record, truth_path, player.applied, events, t0)
+    table = {e.config_id: e for e in LookupTable.load(lut).entries}
+    summary = summarize(run, sorted(levels), lambda cid, bw, delay: table[cid].latency_ms(bw, delay, scale)
+                        if cid in table else float("nan"))
+    summary.update({"edge_scale": round(scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
+                    "latency_quantile": None if args.no_calibration else args.latency_quantile, "delay_ms": args.delay_ms,
+                    "loss": args.loss, "sla_schedule": schedule, "node_exit_codes": codes, "crashed": crashed,
+                    "command": command})
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    plot(run, os.path.join(args.out, "fig9.png"), f"{title} ({', '.join(phases)} SLA)", metric)
+    print(json.dumps(summary, indent=1))
+    return 0 if not crashed else 1

@@ -1,0 +1,43 @@
+"""experiment_recorder records results of both streams in one format: ApproxBit's ActionResult
+and How2Compress's DetectionArray (the number of people as the label; edge-only from the
+configuration id), so one analysis scores either stream."""
+import json
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+
+def test_recorder_writes_action_and_detection_results(tmp_path):
+    from rclpy.parameter import Parameter
+
+    from edge_offload.msg import ActionResult, Detection, DetectionArray
+    from offload_common.experiments.analysis import load_run, summarize
+    from offload_common.nodes.experiment_recorder import ExperimentRecorderNode
+
+    out = tmp_path / "record.jsonl"
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = ExperimentRecorderNode(context=ctx, parameter_overrides=[Parameter("output", value=str(out))])
+        action = ActionResult(seq=3, config_id="cnn3d/o2/enc/k4", label="left", score=0.9)
+        action.header.stamp.sec, action.latency.total_ms = 10, 25.0
+        dets = DetectionArray(seq=7, config_id="h2c/base41", detections=[
+            Detection(label="person", score=0.8), Detection(label="person", score=0.6)])
+        dets.header.stamp.sec, dets.latency.total_ms, dets.latency.payload_bytes = 11, 80.0, 1200
+        fallback = DetectionArray(seq=8, config_id="edge_only")
+        fallback.header.stamp.sec, fallback.latency.total_ms = 12, 40.0
+        for cb, msg in ((node._on_result, action), (node._on_detections, dets), (node._on_detections, fallback)):
+            cb(msg)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["type"] for r in rows] == ["result"] * 3
+    assert [(r["config_id"], r["label"], r["edge_only"]) for r in rows] == [
+        ("cnn3d/o2/enc/k4", "left", False), ("h2c/base41", "2", False), ("edge_only", "0", True)]
+    assert rows[1]["score"] == pytest.approx(0.8) and rows[1]["payload_bytes"] == 1200
+    assert [r["stamp_ns"] for r in rows] == [10_000_000_000, 11_000_000_000, 12_000_000_000]
+    summary = summarize(load_run(str(out), None))
+    assert summary["results"] == 3 and summary["duplicate_results"] == 0
+    assert summary["clip_aligned_fraction"] is None          # no ground truth for detections
