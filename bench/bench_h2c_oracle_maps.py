@@ -22,7 +22,7 @@ from how2compress_ros.codec import mb_grid
 from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
 from how2compress_ros.emphasis.proxy import dilate_mask, roi_mask
 from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
-from how2compress_ros.evaluation import cheapest_meeting_bound, chosen, run_clip
+from how2compress_ros.evaluation import BASELINE_QPS, cheapest_meeting_bound, chosen, run_clip
 
 
 def main():
@@ -35,7 +35,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     det, det_low = SSDLitePersonDetector(score_threshold=0.4), SSDLitePersonDetector(score_threshold=0.2)
-    qps = list(range(44, 17, -2))
+    qps = BASELINE_QPS
     print(f"{'clip':>10} {'map':>14} {'q':>4} {'kbit/s':>8} {'F1':>6} {'vs uniform':>10}")
     for name in args.clips.split(","):
         clip = load_clip(args.footage, name)

@@ -48,6 +48,10 @@ class RunResult:
     meets_bound: bool
 
 
+#: frame-level QPs the baselines search, cheapest first, in steps of 1 (the granularity of
+#: How2Compress's table shift, so neither side gains from a finer knob)
+BASELINE_QPS = list(range(44, 17, -1))
+
 MapFn = Callable[[int, np.ndarray], Optional[np.ndarray]]   # frame index, rgb -> QP map or None
 
 
@@ -119,7 +123,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
     h, w = clip.frames[0].shape[:2]
     grid = mb_grid(w, h)
     out: Dict[str, List[RunResult]] = {}
-    qps = list(range(44, 17, -2))                        # cheapest first
+    qps = BASELINE_QPS
 
     def report(runs):
         for r in runs:
