@@ -6,7 +6,7 @@ one network namespace, the server (h2c_server, link_echo) in another, joined by 
 pair. h2c_edge (EA model, x264, and the edge-only detector) runs under a CPU quota (--edge-cpu)
 so the edge is the weak device; the monitor's ``edge_scale`` is the EA model's time inside vs
 outside the quota. The monitor chooses among the lookup table's h2c/base<QP>, uniform/qp<QP> and
-edge_only entries; the bandwidth follows a Fig. 9-style trace (thin-link levels by default) and
+edge_only entries; the bandwidth follows a Fig. 9-style trace (50 / 3 / 6 Mbit/s by default) and
 the SLA is a latency bound for the first phase and an F1 bound for the second (F1 is the
 profiled one: the footage has no ground truth). Writes record.jsonl, summary.json and fig9.png
 to --out and prints the summary (harness: offload_common/experiments/adaptive.py). Needs root.
@@ -32,8 +32,8 @@ def parse_args(argv):
     ap.add_argument("--video", default="data/footage/vtest.avi", help="clip the camera plays (looped)")
     ap.add_argument("--camera-hz", type=float, default=5.0)
     ap.add_argument("--map-reuse", type=int, default=1, help="h2c_edge map_reuse (match the lookup table's)")
-    add_arguments(ap, out="build/experiments/h2c", levels="2,0.3,0.6", sla_latency_ms=200.0, sla_accuracy=0.95,
-                  edge_cpu=0.5)
+    add_arguments(ap, out="build/experiments/h2c", levels="50,3,6", sla_latency_ms=150.0, sla_accuracy=0.95,
+                  edge_cpu=0.25)
     return ap.parse_args(argv)
 
 
