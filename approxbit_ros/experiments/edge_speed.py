@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+
+from offload_common.experiments.adaptive import print_median_ms
 
 
 def main(argv=None) -> int:
-    import numpy as np
     import torch
 
     from approxbit_ros.backbones import blank_input
@@ -25,14 +25,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model = load_backbone(args.backbone)[0]
     x = blank_input(model)
-    times = []
     with torch.no_grad():
-        for i in range(args.clips + 3):
-            t = time.perf_counter()
-            model(x)
-            if i >= 3:
-                times.append((time.perf_counter() - t) * 1000)
-    print(f"median_ms {np.median(times):.3f}", flush=True)
+        print_median_ms(lambda: model(x), args.clips, warmup=3)
     return 0
 
 

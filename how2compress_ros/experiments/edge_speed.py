@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+
+from offload_common.experiments.adaptive import print_median_ms
 
 
 def main(argv=None) -> int:
@@ -26,13 +27,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     model = EmphasisModel.from_pretrained(args.model)
     rgb = np.random.default_rng(0).integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
-    times = []
-    for i in range(args.frames + 2):
-        t = time.perf_counter()
-        model.predict_levels(rgb)
-        if i >= 2:
-            times.append((time.perf_counter() - t) * 1000)
-    print(f"median_ms {np.median(times):.3f}", flush=True)
+    print_median_ms(lambda: model.predict_levels(rgb), args.frames)
     return 0
 
 

@@ -50,6 +50,22 @@ def add_arguments(ap: argparse.ArgumentParser, *, out: str, levels: str, sla_lat
     ap.add_argument("--seed", type=int, default=0)
 
 
+def print_median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
+    """Time ``fn`` ``warmup + runs`` times and print the median of the last ``runs`` as
+    ``median_ms X`` (what ``median_ms_under`` reads back); returns it."""
+    import numpy as np
+
+    times = []
+    for i in range(warmup + runs):
+        t = time.perf_counter()
+        fn()
+        if i >= warmup:
+            times.append((time.perf_counter() - t) * 1000)
+    median = float(np.median(times))
+    print(f"median_ms {median:.3f}", flush=True)
+    return median
+
+
 def median_ms_under(prefix: List[str], module: str, module_args: List[str], env: dict) -> float:
     """Run ``python -m module`` (which prints ``median_ms X``) under ``prefix`` (a CPU limit or
     nothing) and return X."""
