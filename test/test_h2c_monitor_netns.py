@@ -47,7 +47,8 @@ def test_monitor_switches_how2compress_settings_with_the_link(tmp_path):
             echo=False, prefix=link.prefix("edge"), env=env)
         with server, edge:
             assert wait_line(edge, "h2c_edge", "switched to uniform/qp28", 0, 60), edge.output("link_monitor")
-            assert wait_line(server, "h2c_server", "via uniform/qp28", 0, 30), server.output("h2c_server")
+            assert wait_line(server, "h2c_server", "via uniform/qp28", 0, 30), (
+                server.output("h2c_server") + edge.output("h2c_edge") + edge.output("camera_source"))
 
             n_edge, n_server = len(edge.lines["h2c_edge"]), len(server.lines["h2c_server"])
             link.set_rate(3.0)
