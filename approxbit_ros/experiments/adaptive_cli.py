@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from offload_common.experiments.adaptive import add_arguments, median_ms_under, run_adaptive_experiment
+from offload_common.experiments.adaptive import add_arguments, run_adaptive_experiment
 
 
 def parse_args(argv):
@@ -39,11 +39,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     backbone = os.path.abspath(args.backbone)
     truth = os.path.abspath(os.path.join(args.out, "truth.txt"))
-
-    def edge_scale(prefix, env):
-        """Whole-backbone time inside the edge's CPU limit / outside it."""
-        speed = ("approxbit_ros.experiments.edge_speed", ["--backbone", backbone, "--clips", "60"])
-        return median_ms_under(prefix, *speed, env) / median_ms_under([], *speed, env)
 
     def graphs(s):
         server = ProcessGraph([
@@ -64,7 +59,8 @@ def main(argv=None) -> int:
 
     return run_adaptive_experiment(
         args, stream_id="var", lut=args.lut or os.path.join(backbone, "lut_cpu.json"), graphs=graphs,
-        edge_scale=edge_scale, title="ApproxBit adaptive offloading", metric="top-1", truth_path=truth,
+        edge_speed=("approxbit_ros.experiments.edge_speed", ["--backbone", backbone, "--clips", "60"]),
+        title="ApproxBit adaptive offloading", metric="top-1", truth_path=truth,
         command="approxbit_adaptive_experiment " + " ".join(sys.argv[1:] if argv is None else argv))
 
 

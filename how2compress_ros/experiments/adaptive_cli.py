@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from offload_common.experiments.adaptive import add_arguments, median_ms_under, run_adaptive_experiment
+from offload_common.experiments.adaptive import add_arguments, run_adaptive_experiment
 
 DEFAULT_MODEL = "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes"
 
@@ -54,12 +54,6 @@ def main(argv=None) -> int:
               f"the edge runs {args.map_reuse}", flush=True)
     width, height = (int(x) for x in str(meta.get("size", "768x576")).split("x"))
 
-    def edge_scale(prefix, env):
-        """EA-model time inside the edge's CPU limit / outside it."""
-        speed = ("how2compress_ros.experiments.edge_speed",
-                 ["--model", model, "--width", str(width), "--height", str(height)])
-        return median_ms_under(prefix, *speed, env) / median_ms_under([], *speed, env)
-
     def graphs(s):
         server = ProcessGraph([
             NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml"),
@@ -79,7 +73,9 @@ def main(argv=None) -> int:
         return server, edge_model, edge, "camera_source"
 
     return run_adaptive_experiment(
-        args, stream_id="det", lut=lut, graphs=graphs, edge_scale=edge_scale,
+        args, stream_id="det", lut=lut, graphs=graphs,
+        edge_speed=("how2compress_ros.experiments.edge_speed",
+                    ["--model", model, "--width", str(width), "--height", str(height)]),
         title="How2Compress adaptive offloading", metric="F1 (profiled)",
         command="h2c_adaptive_experiment " + " ".join(sys.argv[1:] if argv is None else argv))
 

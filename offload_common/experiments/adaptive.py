@@ -52,7 +52,7 @@ def add_arguments(ap: argparse.ArgumentParser, *, out: str, levels: str, sla_lat
 
 def print_median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
     """Time ``fn`` ``warmup + runs`` times and print the median of the last ``runs`` as
-    ``median_ms X`` (what ``median_ms_under`` reads back); returns it."""
+    ``median_ms X`` (what the harness reads back to measure ``edge_scale``); returns it."""
     import numpy as np
 
     times = []
@@ -66,7 +66,7 @@ def print_median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> flo
     return median
 
 
-def median_ms_under(prefix: List[str], module: str, module_args: List[str], env: dict) -> float:
+def _median_ms_under(prefix: List[str], module: str, module_args: List[str], env: dict) -> float:
     """Run ``python -m module`` (which prints ``median_ms X``) under ``prefix`` (a CPU limit or
     nothing) and return X."""
     out = subprocess.run(prefix + [sys.executable, "-m", module] + module_args,
@@ -79,14 +79,12 @@ def median_ms_under(prefix: List[str], module: str, module_args: List[str], env:
 @dataclass
 class ExperimentSetup:
     """What the stream's CLI needs to build its node graphs."""
-    args: argparse.Namespace
     env: Dict[str, str]
     server_prefix: List[str]          # server namespace
     edge_prefix: List[str]            # edge namespace
     edge_model_prefix: List[str]      # edge namespace under the CPU quota
     monitor: NodeProcess              # link_monitor, configured for the run
     recorder: NodeProcess             # experiment_recorder, configured for the run
-    edge_scale: float
 
 
 #: the stream's CLI returns (server graph, edge model graph, edge graph, key of the camera node)
@@ -94,11 +92,12 @@ GraphBuilder = Callable[[ExperimentSetup], Tuple[ProcessGraph, ProcessGraph, Pro
 
 
 def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: str, graphs: GraphBuilder,
-                            edge_scale: Callable[[List[str], dict], float], title: str, metric: str,
+                            edge_speed: Tuple[str, List[str]], title: str, metric: str,
                             truth_path: Optional[str] = None, command: str = "") -> int:
     """Runs the experiment and writes its outputs to ``args.out``; 0 when no node crashed, 2 when
-    namespaces or cgroups are missing. ``edge_scale(cpu_limit_prefix, env)`` measures the edge's
-    slow-down under the quota; ``truth_path`` (the camera's ground-truth log) is removed before and
+    namespaces or cgroups are missing. ``edge_speed`` = (module, arguments) of a probe that
+    prints ``median_ms X`` (``print_median_ms``) for the edge's heaviest model; run inside and
+    outside the quota, the ratio is the monitor's ``edge_scale``; ``truth_path`` (the camera's ground-truth log) is removed before and
     scored after."""
     from offload_common.cpu_limit import CpuLimit, cpu_limit_available
     from offload_common.experiments.analysis import load_run, plot, summarize
@@ -125,19 +124,18 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
     with EmulatedLink(rate_mbps=trace.steps[0][1], delay_ms=args.delay_ms, loss=args.loss, seed=args.seed) as link, \
             CpuLimit(args.edge_cpu) as edge_cpu:
         env = link.dds_env()
-        scale = edge_scale(edge_cpu.prefix(), env)
+        scale = _median_ms_under(edge_cpu.prefix(), *edge_speed, env) / _median_ms_under([], *edge_speed, env)
         print(f"edge CPU quota {args.edge_cpu:g} core: edge_scale {scale:.2f}", flush=True)
         t0 = time.time() + args.warmup_s + 15.0          # after model loading and warm-up
         setup = ExperimentSetup(
-            args, env, link.prefix("server"), link.prefix("edge"), edge_cpu.prefix() + link.prefix("edge"),
+            env, link.prefix("server"), link.prefix("edge"), edge_cpu.prefix() + link.prefix("edge"),
             NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"), overrides={
                 "lookup_tables": os.path.abspath(lut), "stream_id": stream_id, "edge_scale": scale,
                 "sla_kind": phases[0], "sla_latency_ms": args.sla_latency_ms, "sla_accuracy": args.sla_accuracy,
                 "log_period_s": 5.0, "headroom": args.headroom, "latency_quantile": args.latency_quantile,
                 "calibration_window": args.calibration_window, "calibrate_from_results": not args.no_calibration}),
             NodeProcess("experiment_recorder", "experiment_recorder", config_path("experiment_recorder.yaml"),
-                        overrides={"output": record, "sla_schedule": schedule, "start_unix_s": t0}),
-            scale)
+                        overrides={"output": record, "sla_schedule": schedule, "start_unix_s": t0}))
         server, edge_model, edge, camera = graphs(setup)
         all_graphs = (server, edge_model, edge)
         try:
