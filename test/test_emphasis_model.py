@@ -44,3 +44,21 @@ def test_bad_config_and_missing_files_are_clear(tmp_path):
         EmphasisModel(EmphasisModelConfig(downsample=5))
     with pytest.raises(FileNotFoundError, match="config.json and model.safetensors"):
         EmphasisModel.from_pretrained(str(tmp_path))
+
+
+def test_from_scratch_init_passes_the_input_to_the_head():
+    """transformers' init (BatchNorm weights ~N(0, 0.02)) all but erases the input by stride 16
+    (about 1e-40 in eval mode); the from-scratch init keeps features that differ between images."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 128, 128)
+
+    def feature_spread(init):
+        model = EmphasisModel(EmphasisModelConfig(downsample=1, init=init)).eval()
+        with torch.no_grad():
+            f = model._features(x)
+        return (f[0] - f[1]).abs().mean().item()
+
+    assert feature_spread("kaiming") > 0.1
+    assert feature_spread("hf") < 1e-6
+    with pytest.raises(ValueError):
+        EmphasisModel(EmphasisModelConfig(init="xavier"))

@@ -32,12 +32,35 @@ class EmphasisModelConfig:
     width_multiplier: float = 0.5    # MobileViTv2 width (0.5 = 1.1 M parameters)
     downsample: int = 2              # input downsampling factor D in [1, 4]
     backbone_path: str = ""          # optional local HF MobileViTV2 snapshot to start from
+    init: str = "kaiming"            # random init: "kaiming" (from scratch) or "hf" (transformers')
 
     def validate(self) -> None:
         if not 1 <= self.downsample <= 4:
             raise ValueError(f"downsample D must be in [1, 4], got {self.downsample}")
         if self.levels < 2:
             raise ValueError("need at least 2 emphasis levels")
+        if self.init not in ("kaiming", "hf"):
+            raise ValueError(f"init must be 'kaiming' or 'hf', got {self.init!r}")
+
+
+def init_from_scratch(module: nn.Module) -> None:
+    """Initialisation for training MobileViTv2 from scratch (as Apple's ml-cvnets does): He-normal
+    convolutions (fan-out), unit-scale norm layers. transformers' own init is meant for fine-tuning:
+    its BatchNorm weights are drawn around 0 with std 0.02, so every norm layer shrinks the signal
+    50x and a randomly initialised model passes almost nothing from its input to its head."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def _backbone(cfg: EmphasisModelConfig):
@@ -45,7 +68,10 @@ def _backbone(cfg: EmphasisModelConfig):
 
     if cfg.backbone_path:
         return MobileViTV2Model.from_pretrained(cfg.backbone_path, local_files_only=True)
-    return MobileViTV2Model(MobileViTV2Config(width_multiplier=cfg.width_multiplier))
+    model = MobileViTV2Model(MobileViTV2Config(width_multiplier=cfg.width_multiplier))
+    if cfg.init == "kaiming":
+        init_from_scratch(model)
+    return model
 
 
 class EmphasisModel(nn.Module):
@@ -56,8 +82,10 @@ class EmphasisModel(nn.Module):
         config.validate()
         self.config = config
         self.backbone = _backbone(config)
+        self.backbone.eval()      # probing the width must not touch BatchNorm's running stats
         with torch.no_grad():
             c = self._features(torch.zeros(1, 3, 64, 64)).shape[1]
+        self.backbone.train()
         self.head = nn.Conv2d(c, config.levels, kernel_size=1)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
