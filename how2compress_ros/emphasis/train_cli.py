@@ -9,6 +9,7 @@ footage, with the SSDLite person detector as feedback. Resumable (--checkpoint-d
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -45,6 +46,35 @@ def plot_history(history, path: str) -> None:
     plt.close(fig)
 
 
+def pretrain(model, tframes, args) -> list:
+    """Pseudo-RoI pretraining (resumable: its weights are kept in the checkpoint folder, and a
+    started RER run resumes from its own state instead)."""
+    from safetensors.torch import load_file, save_file
+
+    from how2compress_ros.emphasis.pretraining import PretrainConfig, RoIPretrainer
+
+    if args.pretrain_epochs <= 0:
+        return []
+    ckpt = args.checkpoint_dir
+    if ckpt and os.path.isfile(os.path.join(ckpt, "trainer_state.pt")):
+        return []     # RER already started: its checkpoint holds the model
+    saved = os.path.join(ckpt, "pretrained.safetensors") if ckpt else ""
+    if saved and os.path.isfile(saved):
+        model.load_state_dict(load_file(saved))
+        print(f"pretrained weights from {saved}", flush=True)
+        with open(saved.replace(".safetensors", "_history.json")) as f:
+            return json.load(f)
+    history = RoIPretrainer(model, [(f.rgb, f.roi) for f in tframes],
+                            PretrainConfig(epochs=args.pretrain_epochs, seed=args.seed)).train(
+        log=lambda s: print(f"pretrain epoch {s['epoch']}: {s}", flush=True))
+    if saved:
+        os.makedirs(ckpt, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, saved)
+        with open(saved.replace(".safetensors", "_history.json"), "w") as f:
+            json.dump(history, f)
+    return history
+
+
 def main(argv=None) -> int:
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
     from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
@@ -61,10 +91,16 @@ def main(argv=None) -> int:
     ap.add_argument("--downsample", type=int, default=2, help="EA input downsampling D in [1, 4]")
     ap.add_argument("--width-multiplier", type=float, default=0.5)
     ap.add_argument("--backbone", default="", help="local HF MobileViTV2 snapshot folder to start from")
+    ap.add_argument("--init", choices=["kaiming", "hf"], default="kaiming",
+                    help="random init of the backbone (models before commit 'EA model: He init' used hf)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--roi-score", type=float, default=0.3, help="pseudo-RoI detection score threshold")
     ap.add_argument("--roi-dilate", type=int, default=1, help="grow the pseudo-RoI by this many macroblocks")
     ap.add_argument("--plain-ce", action="store_true", help="paper's plain CE instead of RoI/BG-balanced CE")
+    ap.add_argument("--lr", type=float, default=1e-3, help="RER peak learning rate (cosine to 1e-6)")
+    ap.add_argument("--pretrain-epochs", type=int, default=0,
+                    help="pseudo-RoI pretraining epochs before RER (emphasis/pretraining.py; 0 = none, "
+                         "the paper's recipe from a random or --backbone init)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -89,7 +125,7 @@ def main(argv=None) -> int:
         from how2compress_ros.pipeline import parse_level_table
 
         extra["level_qps"] = parse_level_table(args.level_qps)
-    cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, roi_score=args.roi_score,
+    cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr, roi_score=args.roi_score,
                     roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce, **extra)
     detector = SSDLitePersonDetector(score_threshold=min(cfg.roi_score, cfg.accuracy_score))
     t0 = time.time()
@@ -97,7 +133,8 @@ def main(argv=None) -> int:
                              accuracy_score=cfg.accuracy_score)
     torch.manual_seed(args.seed)
     model = EmphasisModel(EmphasisModelConfig(downsample=args.downsample, width_multiplier=args.width_multiplier,
-                                              backbone_path=args.backbone))
+                                              backbone_path=args.backbone, init=args.init))
+    pretrain_history = pretrain(model, tframes, args)
     trainer = RERTrainer(model, detector, tframes, cfg)
     print(f"proxy emphasis thresholds: tau_roi={trainer.tau_roi:.4f} tau_bg={trainer.tau_bg:.4f}", flush=True)
     history = trainer.train(checkpoint_dir=args.checkpoint_dir or None,
@@ -106,7 +143,7 @@ def main(argv=None) -> int:
         "trained_by": "h2c_train " + " ".join(sys.argv[1:] if argv is None else argv),
         "training_frames": len(frames), "seed": args.seed, "rer": {k: list(v) if isinstance(v, tuple) else v
                                                                     for k, v in asdict(cfg).items()},
-        "history": [asdict(h) for h in history], "train_seconds": round(time.time() - t0, 1)})
+        "pretrain_history": pretrain_history, "history": [asdict(h) for h in history], "train_seconds": round(time.time() - t0, 1)})
     plot_history(history, os.path.join(args.out, "training.png"))
     print(f"saved {args.out} ({time.time() - t0:.0f} s)")
     return 0
