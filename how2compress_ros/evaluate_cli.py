@@ -24,12 +24,13 @@ EVAL_CLIPS = {
 }
 
 
-def load_clip(footage: str, name: str):
+def load_clip(footage: str, name: str, max_frames: int = 0):
     import av
 
     from how2compress_ros.evaluation import Clip
 
     file, start, count = EVAL_CLIPS[name]
+    count = min(count, max_frames) if max_frames > 0 else count
     path = os.path.join(footage, file)
     with av.open(path) as c:
         fps = float(c.streams.video[0].average_rate or 30)
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
-    from how2compress_ros.evaluation import chosen, evaluate_clip
+    from how2compress_ros.evaluation import chosen, evaluate_clip, rate_at_bound
     from how2compress_ros.pipeline import parse_level_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,6 +88,10 @@ def main(argv=None) -> int:
                     help="boxes scoring below this are don't-care in F1 (0 disables the band)")
     ap.add_argument("--level-qps", default=",".join(str(q) for q in DEFAULT_LEVEL_QPS),
                     help="QP of emphasis levels 0..4 (How2Compress searches this table shifted)")
+    ap.add_argument("--neighbours", type=int, default=2,
+                    help="also run this many settings either side of each method's crossing (for the "
+                         "interpolated rate at the F1 bound)")
+    ap.add_argument("--max-frames", type=int, default=0, help="evaluate only the first N frames of each clip")
     ap.add_argument("--out", default="artifacts/h2c")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -97,14 +102,17 @@ def main(argv=None) -> int:
     model = EmphasisModel.from_pretrained(args.model)
     results, rows = {}, []
     for name in args.clips.split(","):
-        clip = load_clip(args.footage, name)
+        clip = load_clip(args.footage, name, args.max_frames)
         print(f"== {name}: {len(clip.frames)} frames {clip.frames[0].shape[1]}x{clip.frames[0].shape[0]} @ {clip.fps:g} fps",
               flush=True)
         runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, confident=args.confident,
-                             level_qps=level_qps, log=lambda s: print(s, flush=True))
-        results[name] = {m: [asdict(r) for r in rs] for m, rs in runs.items()}
+                             level_qps=level_qps, log=lambda s: print(s, flush=True), neighbours=args.neighbours)
+        bound = 1 - args.f1_drop
+        rates = {m: rate_at_bound(rs, bound) for m, rs in runs.items()}
+        results[name] = {"runs": {m: [asdict(r) for r in rs] for m, rs in runs.items()},
+                         "rate_at_bound_kbps": rates}
         best = {m: chosen(rs) for m, rs in runs.items()}
-        rows.append((name, best))
+        rows.append((name, best, rates))
         if name == args.clips.split(",")[0]:
             mid = len(clip.frames) // 2
             rgb = clip.frames[mid]
@@ -124,7 +132,7 @@ def main(argv=None) -> int:
     methods = ["uniform", "x264-aq", "accmpeg", "how2compress"]
     print(f"{'clip':>10} | " + " | ".join(f"{m:>26}" for m in methods))
     savings = {m: [] for m in methods}
-    for name, best in rows:
+    for name, best, _ in rows:
         cells = []
         for m in methods:
             r = best[m]
@@ -134,7 +142,20 @@ def main(argv=None) -> int:
         print(f"{name:>10} | " + " | ".join(f"{c:>26}" for c in cells))
     print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(savings[m]):>+26.1%}" for m in methods))
     print("('!' = no setting met the F1 bound; the most accurate run is shown)")
-    for name, best in rows:
+    print(f"\nBitrate where F1 reaches {1 - args.f1_drop:.2f}: F1 fitted non-decreasing in bitrate over all of a "
+          "method's runs (isotonic), crossing interpolated in log-bitrate (kbit/s; saving vs uniform QP):")
+    print(f"{'clip':>10} | " + " | ".join(f"{m:>16}" for m in methods))
+    fitted = {m: [] for m in methods}
+    for name, _, rates in rows:
+        cells = []
+        for m in methods:
+            r, u = rates.get(m), rates.get("uniform")
+            save = 1 - r / u if r and u else float("nan")
+            fitted[m].append(save)
+            cells.append(f"{r:7.1f} {save:+7.1%}" if r else "not reached")
+        print(f"{name:>10} | " + " | ".join(f"{c:>16}" for c in cells))
+    print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(fitted[m]):>+16.1%}" for m in methods))
+    for name, best, _ in rows:
         r = best["how2compress"]
         print(f"{name}: SSIM uniform {best['uniform'].ssim:.3f} / h2c {r.ssim:.3f}; encode {r.encode_ms:.2f} ms/frame;"
               f" EA {r.ea_ms:.1f} ms/frame")

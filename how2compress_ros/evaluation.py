@@ -84,10 +84,12 @@ def run_clip(clip: Clip, refs: List[List[Box]], detector: Detector, qp_map_for: 
                      1000 * enc_s / len(clip.frames), ea_ms, score.f1 >= f1_bound)
 
 
-def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence[int]) -> List[RunResult]:
+def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence[int],
+                           neighbours: int = 0) -> List[RunResult]:
     """Binary search over ``knobs`` ordered from cheapest to most expensive, assuming accuracy
     grows along it; returns every run made (the chosen one is the cheapest that meets the bound,
-    or the most expensive knob when none does)."""
+    or the most expensive knob when none does). ``neighbours`` > 0 also runs that many knobs on
+    each side of the one found, so ``rate_at_bound`` has a dense curve around the crossing."""
     runs: Dict[int, RunResult] = {}
 
     def ev(i):
@@ -105,7 +107,40 @@ def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence
         else:
             lo = mid + 1
     ev(lo)
+    for k in range(max(lo - neighbours, 0), min(lo + neighbours, len(knobs) - 1) + 1):
+        ev(k)
     return [runs[k] for k in sorted(runs)]
+
+
+def isotonic(y: Sequence[float]) -> np.ndarray:
+    """Least-squares non-decreasing fit of y (pool adjacent violators)."""
+    blocks: List[List[float]] = []          # [mean, count]
+    for v in y:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m2, n2), (m1, n1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
+    return np.concatenate([np.full(int(n), m) for m, n in blocks]) if blocks else np.zeros(0)
+
+
+def rate_at_bound(runs: Sequence[RunResult], bound: float) -> Optional[float]:
+    """Bitrate at which accuracy reaches ``bound``, robust to the run-to-run noise of F1 on a
+    short clip: F1 is fitted as a non-decreasing function of bitrate (isotonic regression over
+    every run of the method), and the crossing is interpolated linearly in log-bitrate between
+    the fitted points either side of it. None when even the fitted curve's top stays below
+    the bound; the cheapest run's rate when the whole curve is above it (no extrapolation)."""
+    pts = sorted((r.kbps, r.f1) for r in runs)
+    if not pts:
+        return None
+    rate = np.log([p[0] for p in pts])
+    fit = isotonic([p[1] for p in pts])
+    if fit[-1] < bound:
+        return None
+    i = int(np.argmax(fit >= bound))
+    if i == 0:
+        return float(pts[0][0])
+    t = (bound - fit[i - 1]) / (fit[i] - fit[i - 1])
+    return float(np.exp(rate[i - 1] + t * (rate[i] - rate[i - 1])))
 
 
 def chosen(runs: List[RunResult]) -> RunResult:
@@ -115,8 +150,11 @@ def chosen(runs: List[RunResult]) -> RunResult:
 
 def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float = 0.02, confident: float = 0.0,
                   level_qps: Sequence[int] = DEFAULT_LEVEL_QPS, methods: Sequence[str] = (
-                      "uniform", "x264-aq", "accmpeg", "how2compress"), log=print) -> Dict[str, List[RunResult]]:
-    """All methods on one clip; {method: runs}. Reference = detections on the raw frames."""
+                      "uniform", "x264-aq", "accmpeg", "how2compress"), log=print,
+                  neighbours: int = 0) -> Dict[str, List[RunResult]]:
+    """All methods on one clip; {method: runs}. Reference = detections on the raw frames.
+    ``neighbours``: knobs run on each side of each searched method's crossing (for
+    ``rate_at_bound``)."""
     refs = [detector.detect(f) for f in clip.frames]
     bound = 1.0 - f1_drop
     run = functools.partial(run_clip, confident=confident)
@@ -134,11 +172,11 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
     if "uniform" in methods:
         out["uniform"] = report(cheapest_meeting_bound(
             lambda qp: run(clip, refs, detector, lambda i, f: np.full(grid, qp), qp, "uniform", f"qp{qp}", bound),
-            qps))
+            qps, neighbours))
     if "x264-aq" in methods:
         out["x264-aq"] = report(cheapest_meeting_bound(
             lambda qp: run(clip, refs, detector, lambda i, f: None, qp, "x264-aq", f"qp{qp}", bound,
-                                extra={"aq-strength": "1.0"}), qps))
+                                extra={"aq-strength": "1.0"}), qps, neighbours))
     if "accmpeg" in methods:
         maps = [np.where(dilate_mask(roi_mask(r, grid)), 30, 40) for r in refs]
         out["accmpeg"] = report([run(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
@@ -153,7 +191,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
             table = [max(q - s, 0) for q in level_qps]
             return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
                             "how2compress", f"shift{s}", bound, ea_ms=ea_ms)
-        out["how2compress"] = report(cheapest_meeting_bound(h2c, shifts))
+        out["how2compress"] = report(cheapest_meeting_bound(h2c, shifts, neighbours))
     return out
 
 

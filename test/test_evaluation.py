@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from footage import frames
-from how2compress_ros.evaluation import Clip, RunResult, cheapest_meeting_bound, chosen, run_clip
+from how2compress_ros.evaluation import Clip, RunResult, cheapest_meeting_bound, chosen, isotonic, rate_at_bound, run_clip
 
 
 def fake(knob, ok_from):
@@ -26,6 +26,40 @@ def test_search_finds_the_cheapest_knob_meeting_the_bound(ok_from):
     else:
         assert not best.meets_bound and best.setting == "9"
     assert len(calls) <= 6 and len(set(calls)) == len(calls)   # binary search, no re-runs
+
+
+def test_neighbours_add_runs_either_side_of_the_crossing():
+    runs = cheapest_meeting_bound(lambda k: fake(k, 5), list(range(10)), neighbours=2)
+    assert {3, 4, 5, 6, 7} <= {int(r.setting) for r in runs}
+    assert chosen(runs).setting == "5"
+    edge = cheapest_meeting_bound(lambda k: fake(k, 0), list(range(10)), neighbours=2)
+    assert {0, 1, 2} <= {int(r.setting) for r in edge}
+
+
+def test_isotonic_pools_violators_and_keeps_monotone_input():
+    assert np.allclose(isotonic([0.9, 0.95, 0.99]), [0.9, 0.95, 0.99])
+    assert np.allclose(isotonic([0.9, 0.98, 0.94, 0.99]), [0.9, 0.96, 0.96, 0.99])
+    fit = isotonic([3, 1, 2, 0, 5])
+    assert np.all(np.diff(fit) >= 0) and np.isclose(fit.sum(), 11)
+
+
+def run(kbps, f1):
+    return RunResult("c", "m", "", kbps=kbps, f1=f1, ap50=0, ssim=0, encode_ms=0, ea_ms=0, meets_bound=f1 >= 0.98)
+
+
+def test_rate_at_bound_interpolates_in_log_rate():
+    r = rate_at_bound([run(100, 0.96), run(400, 1.0)], 0.98)
+    assert np.isclose(r, 200.0)                       # half-way in log-rate
+    assert rate_at_bound([run(100, 0.9), run(200, 0.95)], 0.98) is None
+    assert rate_at_bound([run(100, 0.99), run(200, 1.0)], 0.98) == 100.0
+
+
+def test_rate_at_bound_is_not_fooled_by_a_lucky_cheap_run():
+    # F1 noise: 150 kbit/s happens to pass, 170 and 190 do not; the fitted curve crosses later
+    runs = [run(120, 0.93), run(150, 0.985), run(170, 0.95), run(190, 0.97), run(250, 0.99), run(400, 1.0)]
+    assert min(r.kbps for r in runs if r.meets_bound) == 150
+    r = rate_at_bound(runs, 0.98)
+    assert 190 < r < 250
 
 
 def test_uniform_qp_trades_bitrate_for_accuracy_on_real_footage():
@@ -69,3 +103,31 @@ def test_h2c_profile_table_orders_settings_by_bytes_and_loads_in_the_monitor(tmp
     assert loaded.stream_id == "det" and len(loaded.entries) == 5
     d = ConfigurationChooser([loaded]).choose(Sla("accuracy", accuracy=0.99), LinkState(False, 0.0), 0.0)
     assert d.config_id == "edge_only" and d.feasible                 # link down: detection stays on the edge
+
+
+def test_h2c_evaluate_cli_writes_every_method_and_the_fitted_rates(tmp_path, capsys):
+    import json
+    import os
+
+    pytest.importorskip("how2compress_ros.detectors.ssdlite_person")
+    from footage import footage
+    from how2compress_ros.evaluate_cli import main
+
+    footage("carphone_pristine.mp4")
+    model = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "how2compress",
+                         "ea-mobilevitv2-050-d2-vtest-bikes")
+    out = tmp_path / "eval"
+    assert main(["--model", model, "--clips", "carphone", "--max-frames", "6", "--neighbours", "1",
+                 "--threads", "1", "--level-qps", "38,37,35,34,32", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["carphone"]
+    assert set(res["runs"]) == {"uniform", "x264-aq", "accmpeg", "how2compress"}
+    for method, runs in res["runs"].items():
+        assert all(r["clip"] == "carphone" and r["kbps"] > 0 for r in runs)
+        rate = res["rate_at_bound_kbps"][method]
+        if rate is not None:    # the fitted crossing lies within the rates that were run
+            assert min(r["kbps"] for r in runs) <= rate <= max(r["kbps"] for r in runs)
+    # searched methods ran the knob found and its neighbours
+    assert len(res["runs"]["uniform"]) >= 3
+    assert (out / "qp_map.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "Bitrate where F1 reaches 0.98" in printed and "mean" in printed
