@@ -90,6 +90,18 @@ def test_short_training_run_learns_and_resumes(tmp_path):
     assert [h.epoch for h in hist2] == [1, 2]
 
 
+    # fine-tuning a pretrained model: BatchNorm statistics stay as they were, weights move
+    torch.manual_seed(0)
+    t3 = RERTrainer(EmphasisModel(EmphasisModelConfig(downsample=2)), det, tf,
+                    RERConfig(epochs=1, batch_size=2, seed=3, freeze_batchnorm=True))
+    before = {k: v.clone() for k, v in t3.model.state_dict().items()}
+    t3.train(progress=False)
+    after = t3.model.state_dict()
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+
+
 def test_dilate_mask_grows_by_whole_macroblocks():
     from how2compress_ros.emphasis.proxy import dilate_mask
 

@@ -126,7 +126,8 @@ def main(argv=None) -> int:
 
         extra["level_qps"] = parse_level_table(args.level_qps)
     cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr, roi_score=args.roi_score,
-                    roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce, **extra)
+                    roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce,
+                    freeze_batchnorm=args.pretrain_epochs > 0 or bool(args.backbone), **extra)
     detector = SSDLitePersonDetector(score_threshold=min(cfg.roi_score, cfg.accuracy_score))
     t0 = time.time()
     tframes = prepare_frames(frames, detector, cfg.level_qps, roi_score=cfg.roi_score, roi_dilate=cfg.roi_dilate,

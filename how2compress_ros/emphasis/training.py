@@ -63,6 +63,7 @@ class RERConfig:
     roi_dilate: int = 1           # ... grown by this many macroblocks
     accuracy_score: float = 0.5   # detections counted for Acc_c / Acc_r
     balanced_ce: bool = True      # average RoI and background macroblocks separately
+    freeze_batchnorm: bool = False  # keep BatchNorm statistics fixed (fine-tuning a pretrained model)
 
 
 @dataclass
@@ -188,6 +189,12 @@ class RERTrainer:
             batches = self._batches(bs)
             sums = np.zeros(5)
             self.model.train()
+            if self.cfg.freeze_batchnorm:
+                # batches hold 4 frames of one video: their statistics differ from video to video,
+                # and a model fine-tuned on them disagrees with itself at inference
+                for m in self.model.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.eval()
             bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.cfg.epochs} p={p:.1f}", disable=not progress)
             for b in bar:
                 vals = self._step(list(b), p)
