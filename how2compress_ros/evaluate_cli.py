@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     if unknown:
         print(f"h2c_evaluate: unknown method(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    bound = 1 - args.f1_drop
     results, rows = {}, []
     for name in args.clips.split(","):
         clip = load_clip(args.footage, name, args.max_frames)
@@ -115,7 +116,6 @@ def main(argv=None) -> int:
         runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, confident=args.confident,
                              level_qps=level_qps, log=lambda s: print(s, flush=True), neighbours=args.neighbours,
                              methods=methods)
-        bound = 1 - args.f1_drop
         rates = {m: rate_at_bound(rs, bound) for m, rs in runs.items()}
         results[name] = {"runs": {m: [asdict(r) for r in rs] for m, rs in runs.items()},
                          "rate_at_bound_kbps": rates}
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
             })
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    print(f"\nCheapest setting per method with F1 >= {1 - args.f1_drop:.2f} vs raw-frame detection "
+    print(f"\nCheapest setting per method with F1 >= {bound:.2f} vs raw-frame detection "
           f"(detector threshold {args.detector_threshold}, don't-care below {args.confident}; "
           f"kbit/s; saving vs uniform QP):")
     print(f"{'clip':>10} | " + " | ".join(f"{m:>26}" for m in methods))
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         print(f"{name:>10} | " + " | ".join(f"{c:>26}" for c in cells))
     print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(savings[m]):>+26.1%}" for m in methods))
     print("('!' = no setting met the F1 bound; the most accurate run is shown)")
-    print(f"\nBitrate where F1 reaches {1 - args.f1_drop:.2f}: F1 fitted non-decreasing in bitrate over all of a "
+    print(f"\nBitrate where F1 reaches {bound:.2f}: F1 fitted non-decreasing in bitrate over all of a "
           "method's runs (isotonic), crossing interpolated in log-bitrate (kbit/s; saving vs uniform QP):")
     print(f"{'clip':>10} | " + " | ".join(f"{m:>16}" for m in methods))
     fitted = {m: [] for m in methods}

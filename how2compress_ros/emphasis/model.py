@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -61,6 +61,15 @@ def init_from_scratch(module: nn.Module) -> None:
             nn.init.trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def images_to_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """RGB uint8 frames of one size, (H, W, 3) each, as the model's (B, 3, H, W) input in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def batchnorm_layers(module: nn.Module) -> List[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 def _backbone(cfg: EmphasisModelConfig):
@@ -116,8 +125,8 @@ class EmphasisModel(nn.Module):
     @torch.no_grad()
     def predict_levels(self, rgb: np.ndarray) -> np.ndarray:
         """Emphasis level per macroblock, (rows, cols) uint8, for one RGB uint8 frame."""
-        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        return self.forward(x).argmax(dim=1)[0].to(torch.uint8).numpy()
+        logits = self.forward(images_to_tensor([np.asarray(rgb, dtype=np.uint8)]))
+        return logits.argmax(dim=1)[0].to(torch.uint8).numpy()
 
     # -- persistence ---------------------------------------------------------------------------
     def save_pretrained(self, folder: str, extra: Optional[dict] = None) -> None:

@@ -14,13 +14,14 @@ fine-tunes the levels from there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from how2compress_ros.emphasis.model import MB, EmphasisModel
+from how2compress_ros.emphasis.model import MB, EmphasisModel, batchnorm_layers, images_to_tensor
+from how2compress_ros.emphasis.training import group_by_size, region_balanced_mean, same_size_batches
 
 
 @dataclass
@@ -65,9 +66,7 @@ def roi_targets(roi: torch.Tensor, levels: int) -> torch.Tensor:
 
 def balanced_ce(logits: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against ``roi_targets``, RoI and background macroblocks averaged separately."""
-    ce = F.cross_entropy(logits, roi_targets(roi, logits.shape[1]), reduction="none")
-    parts = [ce[m].mean() for m in (roi, ~roi) if m.any()]
-    return sum(parts) / len(parts)
+    return region_balanced_mean(F.cross_entropy(logits, roi_targets(roi, logits.shape[1]), reduction="none"), roi)
 
 
 class RoIPretrainer:
@@ -79,21 +78,12 @@ class RoIPretrainer:
         if not frames:
             raise ValueError("no pretraining frames")
         self.model, self.frames, self.cfg = model, list(frames), config
-        self.groups: Dict[tuple, List[int]] = {}
-        for i, (rgb, _) in enumerate(self.frames):
-            self.groups.setdefault(rgb.shape, []).append(i)
+        self.groups = group_by_size([rgb for rgb, _ in self.frames])
         self.rng = np.random.default_rng(config.seed)
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         steps = config.epochs * sum(-(-len(g) // config.batch_size) for g in self.groups.values())
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=config.lr, total_steps=max(steps, 1))
         self.history: List[dict] = []
-
-    def _batches(self) -> List[List[int]]:
-        bs, out = self.cfg.batch_size, []
-        for g in self.groups.values():
-            order = [g[i] for i in self.rng.permutation(len(g))]
-            out += [order[i:i + bs] for i in range(0, len(order), bs)]
-        return [out[i] for i in self.rng.permutation(len(out))]
 
     def _step(self, idx: Sequence[int]) -> Tuple[float, float, float]:
         scale = self.rng.uniform(*self.cfg.scale)
@@ -101,10 +91,8 @@ class RoIPretrainer:
         # one crop size per batch: the smallest any frame allowed
         rows = min(m.shape[0] for _, m in pairs)
         cols = min(m.shape[1] for _, m in pairs)
-        imgs = np.stack([p[0][:rows * MB, :cols * MB] for p in pairs])
         roi = torch.from_numpy(np.stack([p[1][:rows, :cols] for p in pairs]))
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
-        logits = self.model(x)
+        logits = self.model(images_to_tensor([p[0][:rows * MB, :cols * MB] for p in pairs]))
         loss = balanced_ce(logits, roi)
         self.opt.zero_grad()
         loss.backward()
@@ -121,7 +109,8 @@ class RoIPretrainer:
         self.model.train()
         for epoch in range(self.cfg.epochs):
             sums, n = np.zeros(3), 0
-            bar = tqdm(self._batches(), desc=f"pretrain {epoch + 1}/{self.cfg.epochs}", disable=not progress)
+            batches = same_size_batches(self.groups, self.cfg.batch_size, self.rng)
+            bar = tqdm(batches, desc=f"pretrain {epoch + 1}/{self.cfg.epochs}", disable=not progress)
             for b in bar:
                 vals = self._step(b)
                 sums += np.array(vals) * len(b)
@@ -141,7 +130,7 @@ class RoIPretrainer:
         """Re-estimate BatchNorm's running statistics as a plain average over whole frames (no
         augmentation), so that inference normalises like training did: after a short run the
         exponential averages still remember their initial values."""
-        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        norms = batchnorm_layers(self.model)
         saved = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
@@ -151,8 +140,7 @@ class RoIPretrainer:
         for group in self.groups.values():
             chosen = group[:per_size]
             for i in range(0, len(chosen), bs):
-                x = np.stack([self.frames[k][0] for k in chosen[i:i + bs]])
-                self.model(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0)
+                self.model(images_to_tensor([self.frames[k][0] for k in chosen[i:i + bs]]))
         for m, mom in zip(norms, saved):
             m.momentum = mom
 

@@ -59,10 +59,11 @@ def pretrain(model, tframes, args) -> list:
     if ckpt and os.path.isfile(os.path.join(ckpt, "trainer_state.pt")):
         return []     # RER already started: its checkpoint holds the model
     saved = os.path.join(ckpt, "pretrained.safetensors") if ckpt else ""
+    saved_history = os.path.join(ckpt, "pretrained_history.json") if ckpt else ""
     if saved and os.path.isfile(saved):
         model.load_state_dict(load_file(saved))
         print(f"pretrained weights from {saved}", flush=True)
-        with open(saved.replace(".safetensors", "_history.json")) as f:
+        with open(saved_history) as f:
             return json.load(f)
     history = RoIPretrainer(model, [(f.rgb, f.roi) for f in tframes],
                             PretrainConfig(epochs=args.pretrain_epochs, seed=args.seed)).train(
@@ -70,7 +71,7 @@ def pretrain(model, tframes, args) -> list:
     if saved:
         os.makedirs(ckpt, exist_ok=True)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, saved)
-        with open(saved.replace(".safetensors", "_history.json"), "w") as f:
+        with open(saved_history, "w") as f:
             json.dump(history, f)
     return history
 
@@ -125,8 +126,8 @@ def main(argv=None) -> int:
         from how2compress_ros.pipeline import parse_level_table
 
         extra["level_qps"] = parse_level_table(args.level_qps)
-    cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr, roi_score=args.roi_score,
-                    roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce,
+    cfg = RERConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, lr=args.lr,
+                    roi_score=args.roi_score, roi_dilate=args.roi_dilate, balanced_ce=not args.plain_ce,
                     freeze_batchnorm=args.pretrain_epochs > 0 or bool(args.backbone), **extra)
     detector = SSDLitePersonDetector(score_threshold=min(cfg.roi_score, cfg.accuracy_score))
     t0 = time.time()
@@ -144,7 +145,8 @@ def main(argv=None) -> int:
         "trained_by": "h2c_train " + " ".join(sys.argv[1:] if argv is None else argv),
         "training_frames": len(frames), "seed": args.seed, "rer": {k: list(v) if isinstance(v, tuple) else v
                                                                     for k, v in asdict(cfg).items()},
-        "pretrain_history": pretrain_history, "history": [asdict(h) for h in history], "train_seconds": round(time.time() - t0, 1)})
+        "pretrain_history": pretrain_history, "history": [asdict(h) for h in history],
+        "train_seconds": round(time.time() - t0, 1)})
     plot_history(history, os.path.join(args.out, "training.png"))
     print(f"saved {args.out} ({time.time() - t0:.0f} s)")
     return 0
