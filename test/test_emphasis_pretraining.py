@@ -1,6 +1,7 @@
 """Pseudo-RoI pretraining of the EA model: augmentation keeps image and RoI aligned, and a short
 run teaches a fresh model to put the top level on the RoI."""
 import numpy as np
+import pytest
 import torch
 
 from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
@@ -39,14 +40,31 @@ def test_balanced_ce_weighs_roi_and_background_equally():
     assert balanced_ce(logits, roi) > 5 * plain
 
 
-def test_pretraining_learns_to_emphasise_the_roi():
+@pytest.mark.parametrize("target", ["roi", "levels"])
+def test_pretraining_learns_to_emphasise_the_target(target):
+    """An RoI mask is learned as the top level; a level map (here level 2 on the object) as is."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     frames = [bright_square_frame(rng) for _ in range(16)]
+    if target == "levels":
+        frames = [(img, roi.astype(np.int64) * 2) for img, roi in frames]
     model = EmphasisModel(EmphasisModelConfig(downsample=1, width_multiplier=0.5))
     history = RoIPretrainer(model, frames, PretrainConfig(epochs=8, batch_size=8, crop=(6, 8),
                                                           scale=(1.0, 1.0))).train(progress=False)
     assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["target_emphasised"] > history[0]["target_emphasised"]
     img, roi = bright_square_frame(np.random.default_rng(99))
     levels = model.predict_levels(img)
-    assert levels[roi].mean() > levels[~roi].mean() + 2
+    if target == "roi":
+        assert levels[roi].mean() > levels[~roi].mean() + 2
+    else:
+        assert np.abs(levels[roi] - 2).mean() < 0.6 and levels[~roi].mean() < 0.5
+
+
+def test_augment_keeps_a_level_map_integer():
+    rng = np.random.default_rng(3)
+    img, roi = bright_square_frame(rng)
+    levels = roi.astype(np.int64) * 3
+    a_img, a_levels = augment(img, levels, 1.0, (6, 8), rng)
+    assert a_levels.dtype == np.int64 and set(np.unique(a_levels)) <= {0, 3}
+    assert (a_levels == 3).sum() == 4

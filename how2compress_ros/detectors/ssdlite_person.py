@@ -57,6 +57,16 @@ class SSDLitePersonDetector:
         x = cv2.resize(rgb, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
         return torch.from_numpy(x).float().mul_(2.0 / 255.0).sub_(1.0).unsqueeze(0)
 
+    def person_scores(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Per-anchor person probabilities of an (H, W, 3) float RGB tensor in 0..255,
+        differentiable with respect to it (bilinear resize in torch, as ``preprocess`` does
+        with OpenCV)."""
+        x = torch.nn.functional.interpolate(rgb.permute(2, 0, 1)[None], size=(INPUT_SIZE, INPUT_SIZE),
+                                            mode="bilinear", align_corners=False)
+        x = x.permute(0, 2, 3, 1) * (2.0 / 255.0) - 1.0
+        _, logits = self.runner.evaluate(self._plan, list(OUTPUTS), {FEED: x})
+        return torch.sigmoid(logits.reshape(logits.shape[-2], -1)[:, 1])
+
     @torch.no_grad()
     def raw_outputs(self, rgb: np.ndarray):
         """Per-anchor boxes (normalised ymin, xmin, ymax, xmax) and person probabilities."""

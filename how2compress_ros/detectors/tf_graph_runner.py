@@ -117,6 +117,11 @@ class TFGraphRunner:
 
     @torch.no_grad()
     def run(self, order: List[str], outputs: Sequence[str], feeds: Dict[str, object]) -> List[object]:
+        """Values of ``outputs`` for ``feeds``, following a ``plan`` (no autograd)."""
+        return self.evaluate(order, outputs, feeds)
+
+    def evaluate(self, order: List[str], outputs: Sequence[str], feeds: Dict[str, object]) -> List[object]:
+        """As ``run``, recording autograd when a feed requires grad (gradients to the input)."""
         values: Dict[str, object] = dict(feeds)
         for n in order:
             if n in values:

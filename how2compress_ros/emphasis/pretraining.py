@@ -10,6 +10,11 @@ macroblocks weighted equally, on augmented frames (random scale 0.5-1, crop, hor
 brightness and contrast), so that it sees people at many sizes and positions. It needs no
 encoding or detection per step, so it runs on many more frames than RER can afford. RER then
 fine-tunes the levels from there.
+
+The target can also be a map of levels instead of an RoI: ``emphasis/sensitivity.py`` derives
+one from the detector's sensitivity to each macroblock's quality (``h2c_train --target
+sensitivity``). The loss is then CE against those levels, emphasised (level > 0) and level-0
+macroblocks averaged separately.
 """
 from __future__ import annotations
 
@@ -37,9 +42,10 @@ class PretrainConfig:
 
 def augment(rgb: np.ndarray, roi: np.ndarray, scale: float, crop: Tuple[int, int],
             rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-    """Rescale a frame and its macroblock RoI mask to whole macroblocks, crop a window of at most
-    ``crop`` macroblocks at a random macroblock offset, flip horizontally with probability 0.5,
-    jitter brightness and contrast. Returns (rgb uint8, roi bool) on the cropped grid."""
+    """Rescale a frame and its macroblock target (a bool RoI mask or an int level map) to whole
+    macroblocks, crop a window of at most ``crop`` macroblocks at a random macroblock offset,
+    flip horizontally with probability 0.5, jitter brightness and contrast. Returns (rgb uint8,
+    target of the same dtype) on the cropped grid."""
     import cv2
 
     rows, cols = roi.shape
@@ -47,7 +53,8 @@ def augment(rgb: np.ndarray, roi: np.ndarray, scale: float, crop: Tuple[int, int
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, rows * MB - h), (0, cols * MB - w), (0, 0)), mode="edge")
     img = cv2.resize(padded, (c * MB, r * MB), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(roi.astype(np.float32), (c, r), interpolation=cv2.INTER_AREA) > 0.25
+    mask = cv2.resize(roi.astype(np.float32), (c, r), interpolation=cv2.INTER_AREA)
+    mask = mask > 0.25 if roi.dtype == bool else np.rint(mask).astype(roi.dtype)
     cr, cc = min(r, crop[0]), min(c, crop[1])
     r0, c0 = rng.integers(0, r - cr + 1), rng.integers(0, c - cc + 1)
     img = img[r0 * MB:(r0 + cr) * MB, c0 * MB:(c0 + cc) * MB]
@@ -59,19 +66,21 @@ def augment(rgb: np.ndarray, roi: np.ndarray, scale: float, crop: Tuple[int, int
     return np.ascontiguousarray(img), np.ascontiguousarray(mask)
 
 
-def roi_targets(roi: torch.Tensor, levels: int) -> torch.Tensor:
-    """Highest level on the RoI, lowest elsewhere."""
-    return roi.long() * (levels - 1)
+def level_targets(target: torch.Tensor, levels: int) -> torch.Tensor:
+    """Levels to learn: the highest on an RoI mask and the lowest elsewhere; a level map as is."""
+    return target.long() * (levels - 1) if target.dtype == torch.bool else target.long()
 
 
-def balanced_ce(logits: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against ``roi_targets``, RoI and background macroblocks averaged separately."""
-    return region_balanced_mean(F.cross_entropy(logits, roi_targets(roi, logits.shape[1]), reduction="none"), roi)
+def balanced_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against ``level_targets``, emphasised (RoI / level > 0) and level-0
+    macroblocks averaged separately."""
+    levels = level_targets(target, logits.shape[1])
+    return region_balanced_mean(F.cross_entropy(logits, levels, reduction="none"), levels > 0)
 
 
 class RoIPretrainer:
-    """Pretrains ``model`` on (rgb, roi) pairs; frames of one size go in one batch, each batch
-    shares one scale and crop size."""
+    """Pretrains ``model`` on (rgb, target) pairs, target a bool RoI mask or an int level map per
+    macroblock; frames of one size go in one batch, each batch shares one scale and crop size."""
 
     def __init__(self, model: EmphasisModel, frames: Sequence[Tuple[np.ndarray, np.ndarray]],
                  config: PretrainConfig):
@@ -91,16 +100,17 @@ class RoIPretrainer:
         # one crop size per batch: the smallest any frame allowed
         rows = min(m.shape[0] for _, m in pairs)
         cols = min(m.shape[1] for _, m in pairs)
-        roi = torch.from_numpy(np.stack([p[1][:rows, :cols] for p in pairs]))
+        target = torch.from_numpy(np.stack([p[1][:rows, :cols] for p in pairs]))
         logits = self.model(images_to_tensor([p[0][:rows * MB, :cols * MB] for p in pairs]))
-        loss = balanced_ce(logits, roi)
+        loss = balanced_ce(logits, target)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
         self.sched.step()
-        top = logits.argmax(1) == self.model.config.levels - 1
-        recall = (top & roi).sum().item() / max(roi.sum().item(), 1)
-        false_bg = (top & ~roi).sum().item() / max((~roi).sum().item(), 1)
+        want = level_targets(target, self.model.config.levels) > 0
+        got = logits.argmax(1) > 0
+        recall = (got & want).sum().item() / max(want.sum().item(), 1)
+        false_bg = (got & ~want).sum().item() / max((~want).sum().item(), 1)
         return loss.item(), recall, false_bg
 
     def train(self, progress: bool = True, log=None) -> List[dict]:
@@ -115,9 +125,10 @@ class RoIPretrainer:
                 vals = self._step(b)
                 sums += np.array(vals) * len(b)
                 n += len(b)
-                bar.set_postfix(loss=f"{vals[0]:.3f}", roi_top=f"{vals[1]:.2f}", bg_top=f"{vals[2]:.3f}")
+                bar.set_postfix(loss=f"{vals[0]:.3f}", emph=f"{vals[1]:.2f}", bg_emph=f"{vals[2]:.3f}")
             m = sums / n
-            stats = {"epoch": epoch + 1, "loss": float(m[0]), "roi_at_top": float(m[1]), "bg_at_top": float(m[2])}
+            stats = {"epoch": epoch + 1, "loss": float(m[0]), "target_emphasised": float(m[1]),
+                     "background_emphasised": float(m[2])}
             self.history.append(stats)
             if log:
                 log(stats)

@@ -46,9 +46,19 @@ def plot_history(history, path: str) -> None:
     plt.close(fig)
 
 
-def pretrain(model, tframes, args) -> list:
-    """Pseudo-RoI pretraining (resumable: its weights are kept in the checkpoint folder, and a
-    started RER run resumes from its own state instead)."""
+def pretraining_pairs(tframes, detector, args) -> list:
+    """(rgb, target) per frame: the pseudo-RoI, or levels from the detector's sensitivity."""
+    if args.target == "roi":
+        return [(f.rgb, f.roi) for f in tframes]
+    from how2compress_ros.emphasis.sensitivity import SensitivityConfig, sensitivity_levels
+
+    levels = sensitivity_levels(detector, [f.rgb for f in tframes], SensitivityConfig(low_qp=args.sensitivity_qp))
+    return list(zip([f.rgb for f in tframes], levels))
+
+
+def pretrain(model, tframes, detector, args) -> list:
+    """Pretraining on pseudo-RoI or detector-sensitivity targets (resumable: its weights are
+    kept in the checkpoint folder, and a started RER run resumes from its own state instead)."""
     from safetensors.torch import load_file, save_file
 
     from how2compress_ros.emphasis.pretraining import PretrainConfig, RoIPretrainer
@@ -65,7 +75,7 @@ def pretrain(model, tframes, args) -> list:
         print(f"pretrained weights from {saved}", flush=True)
         with open(saved_history) as f:
             return json.load(f)
-    history = RoIPretrainer(model, [(f.rgb, f.roi) for f in tframes],
+    history = RoIPretrainer(model, pretraining_pairs(tframes, detector, args),
                             PretrainConfig(epochs=args.pretrain_epochs, seed=args.seed)).train(
         log=lambda s: print(f"pretrain epoch {s['epoch']}: {s}", flush=True))
     if saved:
@@ -100,8 +110,14 @@ def main(argv=None) -> int:
     ap.add_argument("--plain-ce", action="store_true", help="paper's plain CE instead of RoI/BG-balanced CE")
     ap.add_argument("--lr", type=float, default=1e-3, help="RER peak learning rate (cosine to 1e-6)")
     ap.add_argument("--pretrain-epochs", type=int, default=0,
-                    help="pseudo-RoI pretraining epochs before RER (emphasis/pretraining.py; 0 = none, "
-                         "the paper's recipe from a random or --backbone init)")
+                    help="pretraining epochs before RER (emphasis/pretraining.py, target --target; 0 = "
+                         "none, the paper's recipe from a random or --backbone init); --epochs 0 keeps the "
+                         "pretrained model without RER")
+    ap.add_argument("--target", choices=["roi", "sensitivity"], default="roi",
+                    help="pretraining target: the pseudo-RoI at the top level, or levels from the detector's "
+                         "sensitivity to each macroblock's quality (emphasis/sensitivity.py)")
+    ap.add_argument("--sensitivity-qp", type=int, default=40,
+                    help="QP of the low-quality frame the sensitivity is measured against")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -136,7 +152,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     model = EmphasisModel(EmphasisModelConfig(downsample=args.downsample, width_multiplier=args.width_multiplier,
                                               backbone_path=args.backbone, init=args.init))
-    pretrain_history = pretrain(model, tframes, args)
+    pretrain_history = pretrain(model, tframes, detector, args)
     trainer = RERTrainer(model, detector, tframes, cfg)
     print(f"proxy emphasis thresholds: tau_roi={trainer.tau_roi:.4f} tau_bg={trainer.tau_bg:.4f}", flush=True)
     history = trainer.train(checkpoint_dir=args.checkpoint_dir or None,
