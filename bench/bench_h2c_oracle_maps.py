@@ -6,9 +6,15 @@ grown by --dilate macroblocks) at QP q, everything else at q + delta. For each c
 (dilate, delta) the cheapest q whose F1 stays >= 0.98 against raw-frame detections is searched
 exactly as h2c_evaluate searches uniform QP, and the bitrate is compared with uniform QP's.
 A trained EA model can at best approach these maps, so this bounds what How2Compress can save
-with this detector and footage. Prints a table.
+with this detector and footage. A variant ``s<share>:<delta>`` instead puts q on the fewest
+macroblocks holding ``share`` of the detector's sensitivity (``emphasis/sensitivity.py``:
+integrated-gradient attribution of its score change between the raw frame and its QP-40
+version) and q + delta elsewhere. Prints a table; the saving is read both at the cheapest
+passing setting and at the fitted rate where F1 reaches the bound (``rate_at_bound``, two
+settings run either side of each crossing).
 
     tools/ros_env.sh python bench/bench_h2c_oracle_maps.py --frames 60
+    tools/ros_env.sh python bench/bench_h2c_oracle_maps.py --frames 120 --variants 1:6,s0.9:6
 """
 from __future__ import annotations
 
@@ -21,8 +27,10 @@ import torch
 from how2compress_ros.codec import mb_grid
 from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
 from how2compress_ros.emphasis.proxy import dilate_mask, roi_mask
+from how2compress_ros.emphasis.sensitivity import SensitivityConfig, levels_from_attribution, macroblock_attribution
+from how2compress_ros.emphasis.training import encode_decode
 from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
-from how2compress_ros.evaluation import BASELINE_QPS, cheapest_meeting_bound, chosen, run_clip
+from how2compress_ros.evaluation import BASELINE_QPS, cheapest_meeting_bound, chosen, rate_at_bound, run_clip
 
 
 def main():
@@ -36,7 +44,7 @@ def main():
     torch.set_num_threads(args.threads)
     det, det_low = SSDLitePersonDetector(score_threshold=0.4), SSDLitePersonDetector(score_threshold=0.2)
     qps = BASELINE_QPS
-    print(f"{'clip':>10} {'map':>14} {'q':>4} {'kbit/s':>8} {'F1':>6} {'vs uniform':>10}")
+    print(f"{'clip':>10} {'map':>14} {'q':>4} {'kbit/s':>8} {'F1':>6} {'vs uniform':>10} {'fitted':>8}")
     for name in args.clips.split(","):
         clip = load_clip(args.footage, name)
         clip.frames = clip.frames[:args.frames]
@@ -44,21 +52,34 @@ def main():
         low = [det_low.detect(f) for f in clip.frames]
         grid = mb_grid(clip.frames[0].shape[1], clip.frames[0].shape[0])
         run = functools.partial(run_clip, clip, refs, det, confident=0.6)
-        uni = chosen(cheapest_meeting_bound(
-            lambda q: run(lambda i, f: np.full(grid, q), q, "uniform", f"qp{q}", 0.98), qps))
-        rows = [("uniform", uni)]
+        uni_runs = cheapest_meeting_bound(
+            lambda q: run(lambda i, f: np.full(grid, q), q, "uniform", f"qp{q}", 0.98), qps, 2)
+        uni, uni_fit = chosen(uni_runs), rate_at_bound(uni_runs, 0.98)
+        rows = [("uniform", uni, uni_fit)]
+        attribution = None
         for v in args.variants.split(","):
-            dil, delta = (int(x) for x in v.split(":"))
-            masks = [dilate_mask(roi_mask(r, grid), dil) for r in low]
+            kind, delta = v.split(":")
+            delta = int(delta)
+            if kind.startswith("s"):
+                if attribution is None:
+                    cfg = SensitivityConfig()
+                    attribution = [macroblock_attribution(det, f, encode_decode(f, np.zeros(grid, np.int64),
+                                                                                [cfg.low_qp])[0], cfg.steps)
+                                   for f in clip.frames]
+                masks = [levels_from_attribution(a, (float(kind[1:]),)) > 0 for a in attribution]
+            else:
+                masks = [dilate_mask(roi_mask(r, grid), int(kind)) for r in low]
 
             def oracle(q, masks=masks, delta=delta, v=v):
                 maps = [np.where(m, q, min(51, q + delta)) for m in masks]
                 return run(lambda i, f: maps[i], q, f"oracle {v}", f"q{q}", 0.98)
-            rows.append((f"oracle {v}", chosen(cheapest_meeting_bound(oracle, qps))))
-        for label, r in rows:
+            runs = cheapest_meeting_bound(oracle, qps, 2)
+            rows.append((f"oracle {v}", chosen(runs), rate_at_bound(runs, 0.98)))
+        for label, r, fit in rows:
             ok = "" if r.meets_bound else " (bound not met)"
+            fitted = f"{1 - fit / uni_fit:+8.1%}" if fit and uni_fit else "     n/a"
             print(f"{name:>10} {label:>14} {r.setting:>4} {r.kbps:8.1f} {r.f1:6.3f} "
-                  f"{1 - r.kbps / uni.kbps:+10.1%}{ok}", flush=True)
+                  f"{1 - r.kbps / uni.kbps:+10.1%} {fitted}{ok}", flush=True)
 
 
 if __name__ == "__main__":

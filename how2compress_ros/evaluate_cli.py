@@ -15,8 +15,9 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-#: name -> (file in data/footage, first frame, number of frames). vtest frames 0-399 train the
-#: EA model; its evaluation segment starts at 400. carphone and bikes are never trained on.
+#: name -> (file in data/footage, first frame, number of frames). vtest frames 0-399 and bikes
+#: frames 130-249 train the EA models; the evaluation segments are vtest 400+ and bikes 0-119.
+#: carphone is never trained on.
 EVAL_CLIPS = {
     "vtest-400": ("vtest.avi", 400, 120),
     "carphone": ("carphone_pristine.mp4", 0, 120),
