@@ -69,7 +69,7 @@ def levels_from_attribution(attribution: np.ndarray, shares: Sequence[float] = S
     flat = np.clip(attribution.ravel(), 0, None)
     total = flat.sum()
     levels = np.zeros(flat.size, np.int64)
-    if total <= max(min_total, 0.0) or total == 0:
+    if total <= 0 or total < min_total:
         return levels.reshape(attribution.shape)
     order = np.argsort(-flat, kind="stable")
     before = (np.cumsum(flat[order]) - flat[order]) / total     # share held by higher-ranked MBs
