@@ -27,8 +27,7 @@ import torch
 from how2compress_ros.codec import mb_grid
 from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
 from how2compress_ros.emphasis.proxy import dilate_mask, roi_mask
-from how2compress_ros.emphasis.sensitivity import SensitivityConfig, levels_from_attribution, macroblock_attribution
-from how2compress_ros.emphasis.training import encode_decode
+from how2compress_ros.emphasis.sensitivity import frame_attribution, levels_from_attribution
 from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
 from how2compress_ros.evaluation import BASELINE_QPS, cheapest_meeting_bound, chosen, rate_at_bound, run_clip
 
@@ -46,8 +45,7 @@ def main():
     qps = BASELINE_QPS
     print(f"{'clip':>10} {'map':>14} {'q':>4} {'kbit/s':>8} {'F1':>6} {'vs uniform':>10} {'fitted':>8}")
     for name in args.clips.split(","):
-        clip = load_clip(args.footage, name)
-        clip.frames = clip.frames[:args.frames]
+        clip = load_clip(args.footage, name, args.frames)
         refs = [det.detect(f) for f in clip.frames]
         low = [det_low.detect(f) for f in clip.frames]
         grid = mb_grid(clip.frames[0].shape[1], clip.frames[0].shape[0])
@@ -62,10 +60,7 @@ def main():
             delta = int(delta)
             if kind.startswith("s"):
                 if attribution is None:
-                    cfg = SensitivityConfig()
-                    attribution = [macroblock_attribution(det, f, encode_decode(f, np.zeros(grid, np.int64),
-                                                                                [cfg.low_qp])[0], cfg.steps)
-                                   for f in clip.frames]
+                    attribution = [frame_attribution(det, f) for f in clip.frames]
                 masks = [levels_from_attribution(a, (float(kind[1:]),)) > 0 for a in attribution]
             else:
                 masks = [dilate_mask(roi_mask(r, grid), int(kind)) for r in low]

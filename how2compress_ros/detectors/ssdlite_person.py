@@ -35,6 +35,11 @@ def default_graph_path() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "frozen_inference_graph.pb")
 
 
+def person_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """The graph's class logits (1, anchors, 2: background, person) -> person probability per anchor."""
+    return torch.sigmoid(logits.reshape(logits.shape[-2], -1)[:, 1])
+
+
 class SSDLitePersonDetector:
     name = "ssdlite-person"
 
@@ -65,7 +70,7 @@ class SSDLitePersonDetector:
                                             mode="bilinear", align_corners=False)
         x = x.permute(0, 2, 3, 1) * (2.0 / 255.0) - 1.0
         _, logits = self.runner.evaluate(self._plan, list(OUTPUTS), {FEED: x})
-        return torch.sigmoid(logits.reshape(logits.shape[-2], -1)[:, 1])
+        return person_probabilities(logits)
 
     @torch.no_grad()
     def raw_outputs(self, rgb: np.ndarray):
@@ -79,8 +84,7 @@ class SSDLitePersonDetector:
         yc, xc = ty * ha + yca, tx * wa + xca
         h, w = torch.exp(th) * ha, torch.exp(tw) * wa
         boxes = torch.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], dim=1)
-        scores = torch.sigmoid(logits.reshape(logits.shape[-2], -1)[:, 1])
-        return boxes.numpy(), scores.numpy()
+        return boxes.numpy(), person_probabilities(logits).numpy()
 
     def detect(self, rgb: np.ndarray) -> List[Box]:
         height, width = rgb.shape[:2]

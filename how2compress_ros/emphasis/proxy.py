@@ -25,11 +25,18 @@ def macroblock_ssim(raw: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    h, w = ssim.shape
+    return per_macroblock(ssim, np.nanmean)
+
+
+def per_macroblock(values: np.ndarray, reduce=np.nanmean) -> np.ndarray:
+    """Reduce an (H, W) per-pixel map to the (rows, cols) macroblock grid with a NaN-ignoring
+    ``reduce`` (np.nanmean, np.nansum): partial macroblocks at the border reduce only the pixels
+    they cover."""
+    h, w = values.shape
     rows, cols = (h + MB - 1) // MB, (w + MB - 1) // MB
     padded = np.full((rows * MB, cols * MB), np.nan)
-    padded[:h, :w] = ssim
-    return np.nanmean(padded.reshape(rows, MB, cols, MB), axis=(1, 3))
+    padded[:h, :w] = values
+    return reduce(padded.reshape(rows, MB, cols, MB), axis=(1, 3))
 
 
 def proxy_emphasis_thresholds(ssim_maps: Sequence[np.ndarray], roi_percentile: float = 90.0,

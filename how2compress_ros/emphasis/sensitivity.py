@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from how2compress_ros.codec import mb_grid
-from how2compress_ros.emphasis.model import MB
+from how2compress_ros.emphasis.proxy import per_macroblock
 
 
 class ScoringDetector(Protocol):
@@ -54,12 +54,17 @@ def macroblock_attribution(detector: ScoringDetector, raw: np.ndarray, low: np.n
         z = (xl + (k + 0.5) / steps * (xh - xl)).requires_grad_(True)
         d = ((detector.person_scores(z) - target) ** 2).sum()
         grad += torch.autograd.grad(d, z)[0] / steps
-    pixel = (grad * (xl - xh)).sum(-1).numpy()
-    h, w = raw.shape[:2]
-    rows, cols = mb_grid(w, h)
-    padded = np.zeros((rows * MB, cols * MB))
-    padded[:h, :w] = pixel
-    return padded.reshape(rows, MB, cols, MB).sum(axis=(1, 3))
+    return per_macroblock((grad * (xl - xh)).sum(-1).numpy(), np.nansum)
+
+
+def frame_attribution(detector: ScoringDetector, rgb: np.ndarray,
+                      config: SensitivityConfig = SensitivityConfig()) -> np.ndarray:
+    """``macroblock_attribution`` of a frame against itself coded as an I-frame at
+    ``config.low_qp``."""
+    from how2compress_ros.emphasis.training import encode_decode
+
+    low, _ = encode_decode(rgb, np.zeros(mb_grid(rgb.shape[1], rgb.shape[0]), np.int64), [config.low_qp])
+    return macroblock_attribution(detector, rgb, low, config.steps)
 
 
 def levels_from_attribution(attribution: np.ndarray, shares: Sequence[float] = SensitivityConfig.shares,
@@ -86,12 +91,5 @@ def sensitivity_levels(detector: ScoringDetector, frames: Sequence[np.ndarray],
     I-frame at ``config.low_qp``."""
     from tqdm import tqdm
 
-    from how2compress_ros.emphasis.training import encode_decode
-
-    out = []
-    for rgb in tqdm(frames, desc="detector sensitivity", disable=not progress):
-        grid = mb_grid(rgb.shape[1], rgb.shape[0])
-        low, _ = encode_decode(rgb, np.zeros(grid, np.int64), [config.low_qp])
-        attribution = macroblock_attribution(detector, rgb, low, config.steps)
-        out.append(levels_from_attribution(attribution, config.shares, config.min_total))
-    return out
+    return [levels_from_attribution(frame_attribution(detector, rgb, config), config.shares, config.min_total)
+            for rgb in tqdm(frames, desc="detector sensitivity", disable=not progress)]

@@ -52,8 +52,8 @@ def pretraining_pairs(tframes, detector, args) -> list:
         return [(f.rgb, f.roi) for f in tframes]
     from how2compress_ros.emphasis.sensitivity import SensitivityConfig, sensitivity_levels
 
-    levels = sensitivity_levels(detector, [f.rgb for f in tframes], SensitivityConfig(low_qp=args.sensitivity_qp))
-    return list(zip([f.rgb for f in tframes], levels))
+    rgbs = [f.rgb for f in tframes]
+    return list(zip(rgbs, sensitivity_levels(detector, rgbs, SensitivityConfig(low_qp=args.sensitivity_qp))))
 
 
 def pretrain(model, tframes, detector, args) -> list:
