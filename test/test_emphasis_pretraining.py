@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
-from how2compress_ros.emphasis.pretraining import PretrainConfig, RoIPretrainer, augment, balanced_ce
+from how2compress_ros.emphasis.pretraining import PretrainConfig, EmphasisPretrainer, augment, balanced_ce
 
 
 def bright_square_frame(rng, rows=6, cols=8):
@@ -49,7 +49,7 @@ def test_pretraining_learns_to_emphasise_the_target(target):
     if target == "levels":
         frames = [(img, roi.astype(np.int64) * 2) for img, roi in frames]
     model = EmphasisModel(EmphasisModelConfig(downsample=1, width_multiplier=0.5))
-    history = RoIPretrainer(model, frames, PretrainConfig(epochs=8, batch_size=8, crop=(6, 8),
+    history = EmphasisPretrainer(model, frames, PretrainConfig(epochs=8, batch_size=8, crop=(6, 8),
                                                           scale=(1.0, 1.0))).train(progress=False)
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["target_emphasised"] > history[0]["target_emphasised"]

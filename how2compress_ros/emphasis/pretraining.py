@@ -1,4 +1,4 @@
-"""Pseudo-RoI pretraining of the Emphasis-Assignment model, before Region-aware Emphasis Routing.
+"""Pretraining of the Emphasis-Assignment model on pseudo-RoI or level targets, before Region-aware Emphasis Routing.
 
 The paper starts RER from an ImageNet-pretrained MobileViTv2, whose features already separate
 objects from background. No such weights can be fetched here, and a randomly initialised
@@ -78,7 +78,7 @@ def balanced_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return region_balanced_mean(F.cross_entropy(logits, levels, reduction="none"), levels > 0)
 
 
-class RoIPretrainer:
+class EmphasisPretrainer:
     """Pretrains ``model`` on (rgb, target) pairs, target a bool RoI mask or an int level map per
     macroblock; frames of one size go in one batch, each batch shares one scale and crop size."""
 

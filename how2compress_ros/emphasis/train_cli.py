@@ -61,7 +61,7 @@ def pretrain(model, tframes, detector, args) -> list:
     kept in the checkpoint folder, and a started RER run resumes from its own state instead)."""
     from safetensors.torch import load_file, save_file
 
-    from how2compress_ros.emphasis.pretraining import PretrainConfig, RoIPretrainer
+    from how2compress_ros.emphasis.pretraining import PretrainConfig, EmphasisPretrainer
 
     if args.pretrain_epochs <= 0:
         return []
@@ -75,7 +75,7 @@ def pretrain(model, tframes, detector, args) -> list:
         print(f"pretrained weights from {saved}", flush=True)
         with open(saved_history) as f:
             return json.load(f)
-    history = RoIPretrainer(model, pretraining_pairs(tframes, detector, args),
+    history = EmphasisPretrainer(model, pretraining_pairs(tframes, detector, args),
                             PretrainConfig(epochs=args.pretrain_epochs, seed=args.seed)).train(
         log=lambda s: print(f"pretrain epoch {s['epoch']}: {s}", flush=True))
     if saved:
