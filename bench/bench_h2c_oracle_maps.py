@@ -9,9 +9,10 @@ A trained EA model can at best approach these maps, so this bounds what How2Comp
 with this detector and footage. A variant ``s<share>:<delta>`` instead puts q on the fewest
 macroblocks holding ``share`` of the detector's sensitivity (``emphasis/sensitivity.py``:
 integrated-gradient attribution of its score change between the raw frame and its QP-40
-version) and q + delta elsewhere. Prints a table; the saving is read both at the cheapest
-passing setting and at the fitted rate where F1 reaches the bound (``rate_at_bound``, two
-settings run either side of each crossing).
+version) and q + delta elsewhere; ``s<share>:<delta>:<radius>`` first averages each frame's
+attribution shares over the frames within ``radius`` (``temporal_mean``). Prints a table; the
+saving is read both at the cheapest passing setting and at the fitted rate where F1 reaches the
+bound (``rate_at_bound``, two settings run either side of each crossing).
 
     tools/ros_env.sh python bench/bench_h2c_oracle_maps.py --frames 60
     tools/ros_env.sh python bench/bench_h2c_oracle_maps.py --frames 120 --variants 1:6,s0.9:6
@@ -27,7 +28,7 @@ import torch
 from how2compress_ros.codec import mb_grid
 from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
 from how2compress_ros.emphasis.proxy import dilate_mask, roi_mask
-from how2compress_ros.emphasis.sensitivity import frame_attribution, levels_from_attribution
+from how2compress_ros.emphasis.sensitivity import frame_attribution, levels_from_attribution, temporal_mean
 from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
 from how2compress_ros.evaluation import BASELINE_QPS, cheapest_meeting_bound, chosen, rate_at_bound, run_clip
 
@@ -36,7 +37,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", default=",".join(EVAL_CLIPS))
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--variants", default="1:6,1:10,2:10", help="dilate:delta pairs")
+    ap.add_argument("--variants", default="1:6,1:10,2:10",
+                    help="dilate:delta pairs, s<share>:<delta>[:<radius>] sensitivity variants")
     ap.add_argument("--footage", default="data/footage")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -56,12 +58,13 @@ def main():
         rows = [("uniform", uni, uni_fit)]
         attribution = None
         for v in args.variants.split(","):
-            kind, delta = v.split(":")
+            kind, delta, *radius = v.split(":")
             delta = int(delta)
             if kind.startswith("s"):
                 if attribution is None:
                     attribution = [frame_attribution(det, f) for f in clip.frames]
-                masks = [levels_from_attribution(a, (float(kind[1:]),)) > 0 for a in attribution]
+                smoothed = temporal_mean(attribution, int(radius[0]) if radius else 0)
+                masks = [levels_from_attribution(a, (float(kind[1:]),)) > 0 for a in smoothed]
             else:
                 masks = [dilate_mask(roi_mask(r, grid), int(kind)) for r in low]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from how2compress_ros.emphasis.sensitivity import (SensitivityConfig, levels_from_attribution,
-                                                   macroblock_attribution, sensitivity_levels)
+                                                   macroblock_attribution, sensitivity_levels, temporal_mean)
 
 
 class OneMacroblockDetector:
@@ -41,6 +41,19 @@ def test_levels_follow_the_cumulative_share():
     assert levels.tolist() == [[4, 3, 2, 0], [2, 1, 0, 0]]
     assert levels_from_attribution(attr * 1e-4, min_total=0.02).max() == 0   # nothing to protect
     assert levels_from_attribution(np.zeros((2, 3))).max() == 0
+
+
+def test_temporal_mean_averages_each_frames_shares_over_its_neighbours():
+    a = [np.array([[3.0, 1.0]]), np.array([[0.0, 10.0]]), np.array([[-5.0, 0.001]]), np.array([[2.0, 2.0]])]
+    # shares: [.75 .25] | [0 1] | below min_total: [0 0] | [.5 .5]
+    out = temporal_mean(a, radius=1, min_total=0.01)
+    np.testing.assert_allclose(out[0], [[0.375, 0.625]])               # frames 0-1
+    np.testing.assert_allclose(out[1], [[0.25, 1.25 / 3]])             # frames 0-2
+    np.testing.assert_allclose(out[3], [[0.25, 0.25]])                 # frames 2-3
+    assert temporal_mean(a, radius=0) == a
+    # a macroblock sensitive on one frame in three is ranked below one sensitive on all three
+    flicker = [np.array([[1.0, 0.6]]), np.array([[0.0, 0.6]]), np.array([[0.0, 0.6]])]
+    assert levels_from_attribution(temporal_mean(flicker, 1)[1], (0.5,)).tolist() == [[0, 1]]
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +103,30 @@ def test_coding_the_emphasised_macroblocks_better_restores_the_detector_output(d
     random = np.mean([change_with_qp30_on(rng.permutation((levels > 0).ravel()).reshape(grid)) for _ in range(3)])
     assert emphasised < 0.5 * before
     assert emphasised < 0.6 * random
+
+
+class CountingDetector(OneMacroblockDetector):
+    def __init__(self):
+        self.calls = 0
+
+    def person_scores(self, rgb):
+        self.calls += 1
+        return super().person_scores(rgb)
+
+
+def test_training_attributions_are_cached_per_frames_and_settings(tmp_path):
+    from how2compress_ros.emphasis.train_cli import cached_attributions
+
+    rng = np.random.default_rng(1)
+    rgbs = [rng.integers(0, 256, (48, 80, 3)).astype(np.uint8) for _ in range(2)]
+    det = CountingDetector()
+    first = cached_attributions(rgbs, det, SensitivityConfig(steps=2), str(tmp_path))
+    assert det.calls > 0 and len(list(tmp_path.glob("sensitivity-*.npz"))) == 1
+    det.calls = 0
+    again = cached_attributions(rgbs, det, SensitivityConfig(steps=2), str(tmp_path))
+    assert det.calls == 0                                   # read back, not recomputed
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    cached_attributions(rgbs, det, SensitivityConfig(steps=3), str(tmp_path))    # other settings
+    rgbs[1] = rgbs[1][::-1].copy()
+    cached_attributions(rgbs, det, SensitivityConfig(steps=2), str(tmp_path))    # other frames
+    assert det.calls > 0 and len(list(tmp_path.glob("sensitivity-*.npz"))) == 3

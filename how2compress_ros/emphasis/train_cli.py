@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import asdict
 
+import numpy as np
 import torch
 
 
@@ -46,17 +47,52 @@ def plot_history(history, path: str) -> None:
     plt.close(fig)
 
 
-def pretraining_pairs(tframes, detector, args) -> list:
-    """(rgb, target) per frame: the pseudo-RoI, or levels from the detector's sensitivity."""
+def cached_attributions(rgbs, detector, config, cache_dir: str) -> list:
+    """``frame_attributions`` of the training frames, kept in ``cache_dir`` (when given) under a
+    digest of the frames and the attribution settings, so that retraining with other shares or
+    epochs does not recompute them (0.7 s a 768x576 frame)."""
+    import hashlib
+
+    from how2compress_ros.emphasis.sensitivity import frame_attributions
+
+    digest = hashlib.sha1(f"{config.low_qp}:{config.steps}".encode())
+    for rgb in rgbs:
+        digest.update(str(rgb.shape).encode())
+        digest.update(np.ascontiguousarray(rgb).data)
+    path = os.path.join(cache_dir, f"sensitivity-{digest.hexdigest()[:16]}.npz") if cache_dir else ""
+    if path and os.path.isfile(path):
+        with np.load(path) as z:
+            print(f"detector sensitivity of {len(rgbs)} frames from {path}", flush=True)
+            return [z[f"a{i}"] for i in range(len(rgbs))]
+    attributions = frame_attributions(detector, rgbs, config)
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        np.savez_compressed(path, **{f"a{i}": a for i, a in enumerate(attributions)})
+    return attributions
+
+
+def pretraining_pairs(tframes, clip_lengths, detector, args) -> list:
+    """(rgb, target) per frame: the pseudo-RoI, or levels from the detector's sensitivity
+    (averaged over --sensitivity-radius neighbouring training frames of the same clip)."""
     if args.target == "roi":
         return [(f.rgb, f.roi) for f in tframes]
-    from how2compress_ros.emphasis.sensitivity import SensitivityConfig, sensitivity_levels
+    from how2compress_ros.emphasis.sensitivity import SensitivityConfig, levels_from_attribution, temporal_mean
 
+    config = SensitivityConfig(low_qp=args.sensitivity_qp)
+    if args.sensitivity_shares:
+        config.shares = tuple(float(x) for x in args.sensitivity_shares.split(","))
     rgbs = [f.rgb for f in tframes]
-    return list(zip(rgbs, sensitivity_levels(detector, rgbs, SensitivityConfig(low_qp=args.sensitivity_qp))))
+    attributions = cached_attributions(rgbs, detector, config, args.checkpoint_dir)
+    min_total = config.min_total
+    if args.sensitivity_radius > 0:
+        ends = np.cumsum(clip_lengths)
+        attributions = [a for lo, hi in zip(ends - clip_lengths, ends)
+                        for a in temporal_mean(attributions[lo:hi], args.sensitivity_radius, min_total)]
+        min_total = 0.0                       # applied per frame before averaging
+    return [(rgb, levels_from_attribution(a, config.shares, min_total)) for rgb, a in zip(rgbs, attributions)]
 
 
-def pretrain(model, tframes, detector, args) -> list:
+def pretrain(model, tframes, clip_lengths, detector, args) -> list:
     """Pretraining on pseudo-RoI or detector-sensitivity targets (resumable: its weights are
     kept in the checkpoint folder, and a started RER run resumes from its own state instead)."""
     from safetensors.torch import load_file, save_file
@@ -75,7 +111,7 @@ def pretrain(model, tframes, detector, args) -> list:
         print(f"pretrained weights from {saved}", flush=True)
         with open(saved_history) as f:
             return json.load(f)
-    history = EmphasisPretrainer(model, pretraining_pairs(tframes, detector, args),
+    history = EmphasisPretrainer(model, pretraining_pairs(tframes, clip_lengths, detector, args),
                             PretrainConfig(epochs=args.pretrain_epochs, seed=args.seed)).train(
         log=lambda s: print(f"pretrain epoch {s['epoch']}: {s}", flush=True))
     if saved:
@@ -118,6 +154,13 @@ def main(argv=None) -> int:
                          "sensitivity to each macroblock's quality (emphasis/sensitivity.py)")
     ap.add_argument("--sensitivity-qp", type=int, default=40,
                     help="QP of the low-quality frame the sensitivity is measured against")
+    ap.add_argument("--sensitivity-shares", default="",
+                    help="cumulative sensitivity shares of the levels from the top one down (default "
+                         "0.5,0.7,0.85,0.95 for levels 4..1; '0.9' = level 1 on the fewest macroblocks holding "
+                         "90 %%, level 0 elsewhere: evaluate it with a table like 38,32,32,32,32)")
+    ap.add_argument("--sensitivity-radius", type=int, default=0,
+                    help="average each frame's sensitivity shares over the training frames within this many "
+                         "of it in the same clip (sampled frames, after --frames' step) before taking levels")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -128,7 +171,7 @@ def main(argv=None) -> int:
     if len(ranges) != len(args.video):
         print("h2c_train: give one --frames, or one per --video", file=sys.stderr)
         return 2
-    frames = []
+    frames, clip_lengths = [], []
     for video, text in zip(args.video, ranges):
         if not os.path.isfile(video):
             print(f"h2c_train: no such video {video} (run tools/fetch_footage.sh)", file=sys.stderr)
@@ -137,6 +180,7 @@ def main(argv=None) -> int:
         part = read_frames(video, start, stop, step)
         print(f"training on {len(part)} frames of {video} [{text}]", flush=True)
         frames += part
+        clip_lengths.append(len(part))
     extra = {}
     if args.level_qps:
         from how2compress_ros.pipeline import parse_level_table
@@ -152,7 +196,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     model = EmphasisModel(EmphasisModelConfig(downsample=args.downsample, width_multiplier=args.width_multiplier,
                                               backbone_path=args.backbone, init=args.init))
-    pretrain_history = pretrain(model, tframes, detector, args)
+    pretrain_history = pretrain(model, tframes, clip_lengths, detector, args)
     trainer = RERTrainer(model, detector, tframes, cfg)
     print(f"proxy emphasis thresholds: tau_roi={trainer.tau_roi:.4f} tau_bg={trainer.tau_bg:.4f}", flush=True)
     history = trainer.train(checkpoint_dir=args.checkpoint_dir or None,
