@@ -69,6 +69,29 @@ def heatmap(path: str, rgb: np.ndarray, maps: dict) -> None:
     plt.close(fig)
 
 
+def _percent(v: float) -> str:
+    return f"{v:+.1%}" if np.isfinite(v) else "n/r"      # n/r: the F1 bound not reached
+
+
+def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target: float = 0.25) -> None:
+    """The fitted savings' spread over block-bootstrap resamples of each clip's frames."""
+    from how2compress_ros.evaluation import bootstrap_savings, interval
+
+    if samples <= 0 or not methods:
+        return
+    print(f"\nFitted saving vs uniform QP, 95 % interval over {samples} block-bootstrap resamples of the frames "
+          f"(blocks of 10; F1 re-counted, bitrates as measured):")
+    for m in methods:
+        boot = bootstrap_savings(clip_runs, bound, m, samples=samples)
+        cells = []
+        for name, values in boot.items():
+            lo, hi = interval(values)
+            cells.append(f"{name} {_percent(lo)}..{_percent(hi)}")
+        reach = np.mean(np.nan_to_num(boot["mean"], nan=-np.inf) >= target)
+        print(f"  {m:>12}: " + ", ".join(cells) + f"; P(mean >= {target:.0%}) = {reach:.2f}"
+              "  (n/r: F1 bound not reached)")
+
+
 def main(argv=None) -> int:
     from how2compress_ros.codec import DEFAULT_LEVEL_QPS, levels_to_qp_map, mb_grid
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
@@ -95,6 +118,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default="x264-aq,accmpeg,how2compress",
                     help="methods to compare with uniform QP (the reference, always run)")
     ap.add_argument("--max-frames", type=int, default=0, help="evaluate only the first N frames of each clip")
+    ap.add_argument("--bootstrap", type=int, default=1000,
+                    help="block-bootstrap samples of the frames for the fitted savings' 95 %% intervals (0: none)")
     ap.add_argument("--out", default="artifacts/h2c")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -109,7 +134,7 @@ def main(argv=None) -> int:
         print(f"h2c_evaluate: unknown method(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     bound = 1 - args.f1_drop
-    results, rows = {}, []
+    results, rows, all_runs = {}, [], {}
     for name in args.clips.split(","):
         clip = load_clip(args.footage, name, args.max_frames)
         print(f"== {name}: {len(clip.frames)} frames {clip.frames[0].shape[1]}x{clip.frames[0].shape[0]} @ {clip.fps:g} fps",
@@ -117,6 +142,7 @@ def main(argv=None) -> int:
         runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, confident=args.confident,
                              level_qps=level_qps, log=lambda s: print(s, flush=True), neighbours=args.neighbours,
                              methods=methods)
+        all_runs[name] = runs
         rates = {m: rate_at_bound(rs, bound) for m, rs in runs.items()}
         results[name] = {"runs": {m: [asdict(r) for r in rs] for m, rs in runs.items()},
                          "rate_at_bound_kbps": rates}
@@ -163,6 +189,7 @@ def main(argv=None) -> int:
             cells.append(f"{r:7.1f} {save:+7.1%}" if r else "not reached")
         print(f"{name:>10} | " + " | ".join(f"{c:>16}" for c in cells))
     print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(fitted[m]):>+16.1%}" for m in methods))
+    print_bootstrap(all_runs, bound, [m for m in methods if m != "uniform"], args.bootstrap)
     for name, best, _ in rows:
         if "how2compress" not in best:
             continue

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,6 +46,7 @@ class RunResult:
     encode_ms: float
     ea_ms: float
     meets_bound: bool
+    frame_counts: List[Tuple[int, int, int]] = field(default_factory=list)   # (tp, fp, fn) per frame
 
 
 #: frame-level QPs the baselines search, cheapest first, in steps of 1 (the granularity of
@@ -81,7 +82,7 @@ def run_clip(clip: Clip, refs: List[List[Box]], detector: Detector, qp_map_for: 
     ssim = float(np.mean([macroblock_ssim(r, d).mean() for r, d in zip(clip.frames[::5], decoded[::5])]))
     kbps = total_bytes * 8 * clip.fps / len(clip.frames) / 1000
     return RunResult(clip.name, method, setting, kbps, score.f1, score.ap50, ssim,
-                     1000 * enc_s / len(clip.frames), ea_ms, score.f1 >= f1_bound)
+                     1000 * enc_s / len(clip.frames), ea_ms, score.f1 >= f1_bound, score.per_frame)
 
 
 def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence[int],
@@ -129,7 +130,11 @@ def rate_at_bound(runs: Sequence[RunResult], bound: float) -> Optional[float]:
     every run of the method), and the crossing is interpolated linearly in log-bitrate between
     the fitted points either side of it. None when even the fitted curve's top stays below
     the bound; the cheapest run's rate when the whole curve is above it (no extrapolation)."""
-    pts = sorted((r.kbps, r.f1) for r in runs)
+    return _rate_at_bound([r.kbps for r in runs], [r.f1 for r in runs], bound)
+
+
+def _rate_at_bound(kbps: Sequence[float], f1: Sequence[float], bound: float) -> Optional[float]:
+    pts = sorted(zip(kbps, f1))
     if not pts:
         return None
     rate = np.log([p[0] for p in pts])
@@ -141,6 +146,53 @@ def rate_at_bound(runs: Sequence[RunResult], bound: float) -> Optional[float]:
         return float(pts[0][0])
     t = (bound - fit[i - 1]) / (fit[i] - fit[i - 1])
     return float(np.exp(rate[i - 1] + t * (rate[i] - rate[i - 1])))
+
+
+def block_resample(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """Frame indices of a circular block bootstrap sample of n frames (blocks of ``block``
+    consecutive frames, so that the resample keeps the clip's frame-to-frame correlation)."""
+    block = max(1, min(block, n))
+    starts = rng.integers(0, n, -(-n // block))
+    return ((starts[:, None] + np.arange(block)) % n).ravel()[:n]
+
+
+def bootstrap_savings(clips: Dict[str, Dict[str, List[RunResult]]], bound: float, method: str,
+                      samples: int = 1000, block: int = 10, seed: int = 0) -> Dict[str, np.ndarray]:
+    """How much of a fitted saving is the clip's frame sampling? Each bootstrap sample redraws
+    every clip's frames (``block_resample``, the same frames for every run of that clip),
+    recomputes each run's F1 from its per-frame counts, and reads ``method``'s saving against
+    uniform QP at ``rate_at_bound``; bitrates stay as measured. Returns {clip: savings} and
+    "mean": the mean over clips, each array of ``samples`` values, NaN where the method's fitted
+    F1 never reached the bound in that sample."""
+    rng = np.random.default_rng(seed)
+    out: Dict[str, np.ndarray] = {}
+    for name, runs in clips.items():
+        counts = {m: np.array([r.frame_counts for r in runs[m]], float) for m in ("uniform", method)}
+        kbps = {m: [r.kbps for r in runs[m]] for m in ("uniform", method)}
+        if any(c.ndim != 3 or c.shape[1] == 0 for c in counts.values()):
+            raise ValueError(f"{name}: runs without per-frame counts (results from before they were kept)")
+        n = counts["uniform"].shape[1]
+        saving = np.full(samples, np.nan)
+        for k in range(samples):
+            idx = block_resample(n, block, rng)
+            rate = {}
+            for m, c in counts.items():
+                tp, fp, fn = c[:, idx].sum(axis=1).T
+                denom = 2 * tp + fp + fn
+                f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+                rate[m] = _rate_at_bound(kbps[m], f1, bound)
+            if rate["uniform"] and rate[method]:
+                saving[k] = 1 - rate[method] / rate["uniform"]
+        out[name] = saving
+    out["mean"] = np.mean([out[name] for name in clips], axis=0)
+    return out
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> Tuple[float, float]:
+    """Central ``level`` interval of bootstrap values, NaN (never reached) counted as worst."""
+    x = np.where(np.isnan(values), -np.inf, values)
+    lo, hi = np.quantile(x, [(1 - level) / 2, (1 + level) / 2], method="nearest")
+    return float(lo), float(hi)
 
 
 def chosen(runs: List[RunResult]) -> RunResult:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from footage import frames
-from how2compress_ros.evaluation import Clip, RunResult, cheapest_meeting_bound, chosen, isotonic, rate_at_bound, run_clip
+from how2compress_ros.evaluation import (Clip, RunResult, block_resample, bootstrap_savings, cheapest_meeting_bound,
+                                        chosen, interval, isotonic, rate_at_bound, run_clip)
 
 
 def fake(knob, ok_from):
@@ -60,6 +61,46 @@ def test_rate_at_bound_is_not_fooled_by_a_lucky_cheap_run():
     assert min(r.kbps for r in runs if r.meets_bound) == 150
     r = rate_at_bound(runs, 0.98)
     assert 190 < r < 250
+
+
+def test_block_resample_draws_whole_blocks_of_consecutive_frames():
+    idx = block_resample(95, 10, np.random.default_rng(0))
+    assert len(idx) == 95 and idx.min() >= 0 and idx.max() < 95
+    steps = np.diff(idx.reshape(-1)[:90].reshape(9, 10), axis=1) % 95
+    assert np.all(steps == 1)                           # each block runs on (wrapping round the clip)
+    assert len(set(idx[::10].tolist())) > 3             # blocks start in different places
+
+
+def counted(kbps, per_frame):
+    """A run whose F1 comes from per-frame (tp, fp, fn) counts."""
+    tp, fp, fn = np.sum(per_frame, axis=0)
+    r = run(kbps, 2 * tp / (2 * tp + fp + fn))
+    r.frame_counts = [tuple(c) for c in per_frame]
+    return r
+
+
+def test_bootstrap_savings_is_exact_when_every_frame_agrees_and_spreads_when_few_frames_decide():
+    n = 60
+    perfect, lossy = [(4, 0, 0)] * n, [(3, 0, 1)] * n          # F1 1.0 and 6/7 on every frame
+    steady = {"uniform": [counted(100, lossy), counted(200, perfect)],
+              "h2c": [counted(80, lossy), counted(150, perfect)]}
+    boot = bootstrap_savings({"a": steady}, 0.98, "h2c", samples=50)
+    expected = 1 - rate_at_bound(steady["h2c"], 0.98) / rate_at_bound(steady["uniform"], 0.98)
+    assert np.allclose(boot["a"], expected) and np.allclose(boot["mean"], expected)
+    # h2c's cheap run misses boxes on only 3 frames: whether it passes depends on the sample
+    few = [(3, 0, 1) if i < 3 else (4, 0, 0) for i in range(n)]
+    lucky = {"uniform": steady["uniform"], "h2c": [counted(80, few), counted(150, perfect)]}
+    values = bootstrap_savings({"a": lucky, "b": steady}, 0.99, "h2c", samples=300)
+    lo, hi = interval(values["a"])
+    assert lo < hi and np.isclose(hi, 1 - 80 / rate_at_bound(steady["uniform"], 0.99))   # where the cheap run passes
+    assert np.allclose(values["mean"], (values["a"] + values["b"]) / 2)
+    with pytest.raises(ValueError, match="per-frame counts"):
+        bootstrap_savings({"a": {"uniform": [run(100, 1.0)], "h2c": [run(80, 1.0)]}}, 0.98, "h2c", samples=2)
+
+
+def test_interval_counts_never_reached_as_worst():
+    lo, hi = interval(np.array([0.1, 0.2, np.nan, 0.3] * 25))
+    assert lo == -np.inf and hi == 0.3
 
 
 def test_uniform_qp_trades_bitrate_for_accuracy_on_real_footage():
@@ -131,3 +172,5 @@ def test_h2c_evaluate_cli_writes_every_method_and_the_fitted_rates(tmp_path, cap
     assert (out / "qp_map.png").stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "Bitrate where F1 reaches 0.98" in printed and "mean" in printed
+    assert "block-bootstrap" in printed and "P(mean >= 25%)" in printed
+    assert all(len(r["frame_counts"]) == 6 for r in res["runs"]["uniform"])
