@@ -88,7 +88,7 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
             lo, hi = interval(values)
             cells.append(f"{name} {_percent(lo)}..{_percent(hi)}")
         reach = np.mean(np.nan_to_num(boot["mean"], nan=-np.inf) >= target)
-        print(f"  {m:>12}: " + ", ".join(cells) + f"; P(mean >= {target:.0%}) = {reach:.2f}"
+        print(f"  {m:>12}: " + ", ".join(cells) + f"; mean >= {target:.0%} in {reach:.1%} of resamples"
               "  (n/r: F1 bound not reached)")
 
 
