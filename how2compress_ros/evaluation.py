@@ -163,7 +163,8 @@ def bootstrap_savings(clips: Dict[str, Dict[str, List[RunResult]]], bound: float
     recomputes each run's F1 from its per-frame counts, and reads ``method``'s saving against
     uniform QP at ``rate_at_bound``; bitrates stay as measured. Returns {clip: savings} and
     "mean": the mean over clips, each array of ``samples`` values, NaN where the method's fitted
-    F1 never reached the bound in that sample."""
+    F1 never reached the bound in that sample. The frames drawn depend only on ``seed`` and the
+    clips' lengths, so calls for two methods with one seed are paired sample by sample."""
     rng = np.random.default_rng(seed)
     out: Dict[str, np.ndarray] = {}
     for name, runs in clips.items():

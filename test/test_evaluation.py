@@ -98,6 +98,15 @@ def test_bootstrap_savings_is_exact_when_every_frame_agrees_and_spreads_when_few
         bootstrap_savings({"a": {"uniform": [run(100, 1.0)], "h2c": [run(80, 1.0)]}}, 0.98, "h2c", samples=2)
 
 
+def test_bootstrap_draws_the_same_frames_for_every_method():
+    few = [(3, 0, 1) if i < 3 else (4, 0, 0) for i in range(60)]
+    runs = {"uniform": [counted(100, [(3, 0, 1)] * 60), counted(200, [(4, 0, 0)] * 60)],
+            "a": [counted(80, few), counted(150, [(4, 0, 0)] * 60)]}
+    runs["b"] = runs["a"]
+    a, b = (bootstrap_savings({"c": runs}, 0.99, m, samples=100)["mean"] for m in ("a", "b"))
+    assert np.nanstd(a) > 0 and np.array_equal(a, b, equal_nan=True)     # paired: same frames each sample
+
+
 def test_interval_counts_never_reached_as_worst():
     lo, hi = interval(np.array([0.1, 0.2, np.nan, 0.3] * 25))
     assert lo == -np.inf and hi == 0.3
