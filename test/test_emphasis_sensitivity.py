@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from how2compress_ros.emphasis.sensitivity import (SensitivityConfig, levels_from_attribution,
+from how2compress_ros.emphasis.sensitivity import (SensitivityConfig, frame_attributions, levels_from_attribution,
                                                    macroblock_attribution, sensitivity_levels, temporal_mean)
 
 
@@ -87,7 +87,8 @@ def test_coding_the_emphasised_macroblocks_better_restores_the_detector_output(d
 
     (rgb,) = frames("vtest.avi", 1)
     grid = mb_grid(rgb.shape[1], rgb.shape[0])
-    (levels,) = sensitivity_levels(detector, [rgb], SensitivityConfig(low_qp=40, steps=2), progress=False)
+    config = SensitivityConfig(low_qp=40, steps=2)
+    (levels,) = sensitivity_levels(frame_attributions(detector, [rgb], config, progress=False), config)
     assert levels.shape == grid and 0.02 < (levels > 0).mean() < 0.8
     with torch.no_grad():
         ref = detector.person_scores(torch.from_numpy(rgb).float())

@@ -112,9 +112,12 @@ def temporal_mean(attributions: Sequence[np.ndarray], radius: int, min_total: fl
     return [np.mean(shares[max(0, i - radius):i + radius + 1], axis=0) for i in range(len(shares))]
 
 
-def sensitivity_levels(detector: ScoringDetector, frames: Sequence[np.ndarray],
-                       config: SensitivityConfig = SensitivityConfig(), progress: bool = True) -> List[np.ndarray]:
-    """Emphasis-level targets for each frame; the low-quality version is the frame coded as an
-    I-frame at ``config.low_qp``."""
-    return [levels_from_attribution(a, config.shares, config.min_total)
-            for a in frame_attributions(detector, frames, config, progress)]
+def sensitivity_levels(attributions: Sequence[np.ndarray], config: SensitivityConfig = SensitivityConfig(),
+                       radius: int = 0) -> List[np.ndarray]:
+    """Emphasis-level targets for the frames of one clip from their ``frame_attributions``; with
+    ``radius`` > 0 from their ``temporal_mean`` (``config.min_total`` then applies to each frame
+    before averaging)."""
+    if radius > 0:
+        smoothed = temporal_mean(attributions, radius, config.min_total)
+        return [levels_from_attribution(a, config.shares) for a in smoothed]
+    return [levels_from_attribution(a, config.shares, config.min_total) for a in attributions]

@@ -76,20 +76,17 @@ def pretraining_pairs(tframes, clip_lengths, detector, args) -> list:
     (averaged over --sensitivity-radius neighbouring training frames of the same clip)."""
     if args.target == "roi":
         return [(f.rgb, f.roi) for f in tframes]
-    from how2compress_ros.emphasis.sensitivity import SensitivityConfig, levels_from_attribution, temporal_mean
+    from how2compress_ros.emphasis.sensitivity import SensitivityConfig, sensitivity_levels
 
     config = SensitivityConfig(low_qp=args.sensitivity_qp)
     if args.sensitivity_shares:
         config.shares = tuple(float(x) for x in args.sensitivity_shares.split(","))
     rgbs = [f.rgb for f in tframes]
     attributions = cached_attributions(rgbs, detector, config, args.checkpoint_dir)
-    min_total = config.min_total
-    if args.sensitivity_radius > 0:
-        ends = np.cumsum(clip_lengths)
-        attributions = [a for lo, hi in zip(ends - clip_lengths, ends)
-                        for a in temporal_mean(attributions[lo:hi], args.sensitivity_radius, min_total)]
-        min_total = 0.0                       # applied per frame before averaging
-    return [(rgb, levels_from_attribution(a, config.shares, min_total)) for rgb, a in zip(rgbs, attributions)]
+    ends = np.cumsum(clip_lengths)
+    levels = [lv for lo, hi in zip(ends - clip_lengths, ends)
+              for lv in sensitivity_levels(attributions[lo:hi], config, args.sensitivity_radius)]
+    return list(zip(rgbs, levels))
 
 
 def pretrain(model, tframes, clip_lengths, detector, args) -> list:
