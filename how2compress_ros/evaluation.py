@@ -23,7 +23,7 @@ import numpy as np
 from how2compress_ros.codec import DEFAULT_LEVEL_QPS, H264Decoder, H264EncoderConfig, MacroblockQPEncoder
 from how2compress_ros.codec import levels_to_qp_map, mb_grid
 from how2compress_ros.detectors.base import Box, Detector
-from how2compress_ros.detectors.metrics import score_frames
+from how2compress_ros.detectors.metrics import f1_from_counts, score_frames
 from how2compress_ros.emphasis.proxy import dilate_mask, macroblock_ssim, roi_mask
 
 
@@ -178,10 +178,7 @@ def bootstrap_savings(clips: Dict[str, Dict[str, List[RunResult]]], bound: float
             idx = block_resample(n, block, rng)
             rate = {}
             for m, c in counts.items():
-                tp, fp, fn = c[:, idx].sum(axis=1).T
-                denom = 2 * tp + fp + fn
-                f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
-                rate[m] = _rate_at_bound(kbps[m], f1, bound)
+                rate[m] = _rate_at_bound(kbps[m], f1_from_counts(*c[:, idx].sum(axis=1).T), bound)
             if rate["uniform"] and rate[method]:
                 saving[k] = 1 - rate[method] / rate["uniform"]
         out[name] = saving

@@ -60,9 +60,14 @@ class DetectionScore:
 
     @property
     def f1(self) -> float:
-        """F1; 1.0 when neither side has any box (nothing to find, nothing found)."""
-        denom = 2 * self.tp + self.fp + self.fn
-        return 1.0 if denom == 0 else 2 * self.tp / denom
+        return float(f1_from_counts(self.tp, self.fp, self.fn))
+
+
+def f1_from_counts(tp, fp, fn):
+    """F1 of true-positive, false-positive and false-negative counts (numbers or arrays); 1.0
+    where neither side has any box (nothing to find, nothing found)."""
+    denom = 2 * np.asarray(tp, float) + fp + fn
+    return np.where(denom > 0, 2 * np.asarray(tp, float) / np.maximum(denom, 1), 1.0)
 
 
 def score_frames(preds: List[List[Box]], refs: List[List[Box]], iou: float = 0.5,
