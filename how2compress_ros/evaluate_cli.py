@@ -81,9 +81,8 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
         return
     print(f"\nFitted saving vs uniform QP, 95 % interval over {samples} block-bootstrap resamples of the frames "
           f"(blocks of 10; F1 re-counted, bitrates as measured):")
-    boots = {}
-    for m in methods:
-        boot = boots[m] = bootstrap_savings(clip_runs, bound, m, samples=samples)
+    boots = bootstrap_savings(clip_runs, bound, methods, samples=samples)
+    for m, boot in boots.items():
         cells = []
         for name, values in boot.items():
             lo, hi = interval(values)
@@ -92,7 +91,7 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
         print(f"  {m:>12}: " + ", ".join(cells) + f"; mean >= {target:.0%} in {reach:.1%} of resamples"
               "  (n/r: F1 bound not reached)")
     if {"how2compress", "x264-aq"} <= set(boots):
-        # the same seed draws the same frames for every method: the difference is paired
+        # every method is read on the same resamples: the difference is paired
         h2c, aq = (np.nan_to_num(boots[m]["mean"], nan=-np.inf) for m in ("how2compress", "x264-aq"))
         with np.errstate(invalid="ignore"):
             diff = h2c - aq                       # NaN where neither reached the bound

@@ -156,33 +156,34 @@ def block_resample(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
     return ((starts[:, None] + np.arange(block)) % n).ravel()[:n]
 
 
-def bootstrap_savings(clips: Dict[str, Dict[str, List[RunResult]]], bound: float, method: str,
-                      samples: int = 1000, block: int = 10, seed: int = 0) -> Dict[str, np.ndarray]:
+def bootstrap_savings(clips: Dict[str, Dict[str, List[RunResult]]], bound: float, methods: Sequence[str],
+                      samples: int = 1000, block: int = 10,
+                      seed: int = 0) -> Dict[str, Dict[str, np.ndarray]]:
     """How much of a fitted saving is the clip's frame sampling? Each bootstrap sample redraws
-    every clip's frames (``block_resample``, the same frames for every run of that clip),
-    recomputes each run's F1 from its per-frame counts, and reads ``method``'s saving against
-    uniform QP at ``rate_at_bound``; bitrates stay as measured. Returns {clip: savings} and
-    "mean": the mean over clips, each array of ``samples`` values, NaN where the method's fitted
-    F1 never reached the bound in that sample. The frames drawn depend only on ``seed`` and the
-    clips' lengths, so calls for two methods with one seed are paired sample by sample."""
+    every clip's frames (``block_resample``, the same frames for every run of every method on
+    that clip, so methods compare paired), recomputes each run's F1 from its per-frame counts,
+    and reads each of ``methods``' saving against uniform QP at ``rate_at_bound``; bitrates stay
+    as measured. Returns {method: {clip: savings, "mean": mean over clips}}, each an array of
+    ``samples`` values, NaN where that method's fitted F1 never reached the bound."""
     rng = np.random.default_rng(seed)
-    out: Dict[str, np.ndarray] = {}
+    out: Dict[str, Dict[str, np.ndarray]] = {m: {} for m in methods}
     for name, runs in clips.items():
-        counts = {m: np.array([r.frame_counts for r in runs[m]], float) for m in ("uniform", method)}
-        kbps = {m: [r.kbps for r in runs[m]] for m in ("uniform", method)}
+        counts = {m: np.array([r.frame_counts for r in runs[m]], float) for m in ["uniform", *methods]}
+        kbps = {m: [r.kbps for r in runs[m]] for m in counts}
         if any(c.ndim != 3 or c.shape[1] == 0 for c in counts.values()):
             raise ValueError(f"{name}: runs without per-frame counts (results from before they were kept)")
         n = counts["uniform"].shape[1]
-        saving = np.full(samples, np.nan)
+        for m in methods:
+            out[m][name] = np.full(samples, np.nan)
         for k in range(samples):
             idx = block_resample(n, block, rng)
-            rate = {}
-            for m, c in counts.items():
-                rate[m] = _rate_at_bound(kbps[m], f1_from_counts(*c[:, idx].sum(axis=1).T), bound)
-            if rate["uniform"] and rate[method]:
-                saving[k] = 1 - rate[method] / rate["uniform"]
-        out[name] = saving
-    out["mean"] = np.mean([out[name] for name in clips], axis=0)
+            rate = {m: _rate_at_bound(kbps[m], f1_from_counts(*c[:, idx].sum(axis=1).T), bound)
+                    for m, c in counts.items()}
+            for m in methods:
+                if rate["uniform"] and rate[m]:
+                    out[m][name][k] = 1 - rate[m] / rate["uniform"]
+    for m in methods:
+        out[m]["mean"] = np.mean([out[m][name] for name in clips], axis=0)
     return out
 
 
