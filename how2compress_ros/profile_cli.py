@@ -17,7 +17,7 @@ def main(argv=None) -> int:
     from how2compress_ros.codec import DEFAULT_LEVEL_QPS
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
     from how2compress_ros.emphasis.model import EmphasisModel
-    from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
+    from how2compress_ros.evaluate_cli import CLIPS, load_clip
     from how2compress_ros.pipeline import EdgeSettings, parse_level_table
     from how2compress_ros.profiling import profile_settings
 
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", required=True, help="EA model folder")
     ap.add_argument("--out", required=True, help="lookup table to write (JSON)")
     ap.add_argument("--footage", default="data/footage")
-    ap.add_argument("--clip", default="vtest-400", choices=sorted(EVAL_CLIPS))
+    ap.add_argument("--clip", default="vtest-400", choices=sorted(CLIPS))
     ap.add_argument("--frames", type=int, default=90, help="frames of the clip to profile")
     ap.add_argument("--h2c-base-qps", default="45,41,37,34", help="h2c/base<QP> settings to profile")
     ap.add_argument("--uniform-qps", default="40,34,28", help="uniform/qp<QP> settings to profile")

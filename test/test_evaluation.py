@@ -184,3 +184,18 @@ def test_h2c_evaluate_cli_writes_every_method_and_the_fitted_rates(tmp_path, cap
     assert "Bitrate where F1 reaches 0.98" in printed and "mean" in printed
     assert "block-bootstrap" in printed and "mean >= 25% in" in printed
     assert all(len(r["frame_counts"]) == 6 for r in res["runs"]["uniform"])
+
+
+def test_h2c_evaluate_cli_refuses_unknown_clips_and_methods(tmp_path, capsys):
+    from how2compress_ros.evaluate_cli import CLIPS, EVAL_CLIPS, load_clip, main
+
+    # refused before any model or footage is loaded (the model path does not exist)
+    missing = str(tmp_path / "no-model")
+    assert main(["--model", missing, "--clips", "carphone,lobby", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown clip(s) lobby" in capsys.readouterr().err
+    assert main(["--model", missing, "--methods", "roi-magic", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown method(s) roi-magic" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown clip"):
+        load_clip(str(tmp_path), "lobby")
+    # the default clips are registered, and the long clip is not among the defaults
+    assert set(EVAL_CLIPS) <= set(CLIPS) and "vtest-held-out" in set(CLIPS) - set(EVAL_CLIPS)
