@@ -199,3 +199,28 @@ def test_h2c_evaluate_cli_refuses_unknown_clips_and_methods(tmp_path, capsys):
         load_clip(str(tmp_path), "lobby")
     # the default clips are registered, and the long clip is not among the defaults
     assert set(EVAL_CLIPS) <= set(CLIPS) and "vtest-held-out" in set(CLIPS) - set(EVAL_CLIPS)
+
+
+def test_evaluation_clips_are_held_out_from_the_committed_models_training_frames():
+    import json
+    import os
+    import shlex
+
+    from how2compress_ros.evaluate_cli import CLIPS
+
+    root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "how2compress")
+    checked = 0
+    for model in os.listdir(root):
+        with open(os.path.join(root, model, "config.json")) as f:
+            argv = shlex.split(json.load(f)["trained_by"])
+        videos = [os.path.basename(argv[i + 1]) for i, a in enumerate(argv) if a == "--video"]
+        spans = [argv[i + 1] for i, a in enumerate(argv) if a == "--frames"]
+        assert videos and len(spans) in (1, len(videos))
+        for video, span in zip(videos, spans * len(videos) if len(spans) == 1 else spans):
+            start, stop, *step = (int(x) for x in span.split(":"))
+            trained = set(range(start, stop, step[0] if step else 1))
+            for name, (file, first, count) in CLIPS.items():
+                if file == video:
+                    checked += 1
+                    assert not trained & set(range(first, first + count)), f"{name} overlaps {model}'s training"
+    assert checked > 0
