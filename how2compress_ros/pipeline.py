@@ -139,14 +139,17 @@ class How2CompressEdge:
         return self._encoder
 
     def process(self, rgb: np.ndarray) -> List[EncodedPayload]:
-        if self.config.config_id == EDGE_ONLY:
+        # One configuration per frame: a node's monitor callback may call set_config from another
+        # thread while this frame is being processed; the switch applies from the next frame.
+        cfg = self.config
+        if cfg.config_id == EDGE_ONLY:
             return []
         h, w = rgb.shape[:2]
         rgb = rgb[: h - h % 2, : w - w % 2]             # 4:2:0 needs even sizes
         h, w = rgb.shape[:2]
         enc = self._encoder_for(w, h)
         model_ms = 0.0
-        if self.config.uses_emphasis:
+        if cfg.uses_emphasis:
             if self._levels is None or self._map_age + 1 >= self.settings.map_reuse:
                 t = time.perf_counter()
                 self._levels = self.model.predict_levels(rgb)
@@ -155,10 +158,10 @@ class How2CompressEdge:
             else:
                 self._map_age += 1
             levels = self._levels
-            qp = levels_to_qp_map(levels, self.config.level_qps)
+            qp = levels_to_qp_map(levels, cfg.level_qps)
         else:
             levels = None
-            qp = np.full(mb_grid(w, h), self.config.level_qps[0], np.int32)
+            qp = np.full(mb_grid(w, h), cfg.level_qps[0], np.int32)
         # x264's base QP is fixed at encoder creation; QP map offsets are relative to it
         t = time.perf_counter()
         units = enc.encode(rgb, qp, force_keyframe=self._force_keyframe)
@@ -166,7 +169,7 @@ class How2CompressEdge:
         self._force_keyframe = False
         out = []
         for u in units:
-            out.append(EncodedPayload(u.data, u.keyframe, u.pts, self.settings.gop, w, h, self.config,
+            out.append(EncodedPayload(u.data, u.keyframe, u.pts, self.settings.gop, w, h, cfg,
                                       levels, self._map_age if levels is not None else 0, model_ms, encode_ms))
         return out
 

@@ -44,3 +44,38 @@ def test_edge_encodes_with_its_own_level_table():
         edge.close()
     with pytest.raises(ConfigIdError):
         How2CompressEdge(model, EdgeSettings(), "h2c/base45", level_qps=(45, 40, 30))   # 3 QPs, 5 levels
+
+
+def test_a_configuration_switch_during_a_frame_applies_from_the_next_frame():
+    """The edge node's monitor callback calls set_config from another thread than the encoder's.
+    A switch to edge_only while a frame is in the EA model must not mix the two configurations
+    (edge_only has no level table: reading it mid-frame raised IndexError and killed the node's
+    encoder thread)."""
+    from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
+
+    class SwitchingModel(EmphasisModel):
+        """Predicts like the real model, then lets the 'monitor' switch the edge mid-frame."""
+        switch_to = None
+
+        def predict_levels(self, rgb):
+            levels = super().predict_levels(rgb)
+            if self.switch_to:
+                edge.set_config(self.switch_to)
+            return levels
+
+    model = SwitchingModel(EmphasisModelConfig(downsample=4))
+    rgb = np.random.default_rng(0).integers(0, 255, (128, 160, 3), np.uint8)
+    edge = How2CompressEdge(model, EdgeSettings(gop=1), "h2c/base40")
+    try:
+        for target in ("edge_only", "uniform/qp30", "h2c/base38"):
+            model.switch_to = target
+            before = edge.config
+            (p,) = edge.process(rgb)
+            assert p.config == before and p.levels is not None      # this frame: the old configuration
+            assert edge.config.config_id == target                  # the switch took effect for the next
+            model.switch_to = None
+            edge.set_config("h2c/base40")
+        edge.set_config("edge_only")
+        assert edge.process(rgb) == []
+    finally:
+        edge.close()

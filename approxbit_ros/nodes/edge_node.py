@@ -63,6 +63,7 @@ class ApproxBitEdgeNode(Node):
         self.images = ImageReceiver(self.get_logger())
         self.seq = 0
         self.dropped = 0
+        self.failed = 0
         self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(BinaryFeatures, "binary_features", payload_qos(self.p.payload_depth))
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
@@ -106,27 +107,30 @@ class ApproxBitEdgeNode(Node):
                 clip, header = self.queue.get(timeout=0.1)
             except queue.Empty:
                 continue
-            queue_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
             try:
-                out = self.edge.process(clip.frames)
-            except Exception as exc:  # keep serving; the next clip may be fine
-                self.get_logger().error(f"edge model failed: {exc}")
-                continue
-            if out.config_id == EDGE_ONLY:
-                res = ActionResult()
-                res.header = header
-                fill_action_result(res, out.prediction, stream_id=self.p.stream_id, seq=self.seq,
-                                   config_id=EDGE_ONLY, edge_only=True)
-                lat = res.latency
-                lat.edge_queue_ms, lat.edge_model_ms = queue_ms, out.preprocess_ms + out.model_ms
-                lat.total_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
-                self.result_pub.publish(res)
-            else:
-                self.pub.publish(self._to_msg(out, clip, header, queue_ms))
-            self.seq += 1
-            if self.seq % 50 == 0:
-                self.get_logger().info(f"{self.seq} clips processed ({self.dropped} dropped before the model); "
-                                       f"active {out.config_id}")
+                self._handle_clip(clip, header)
+            except Exception as exc:  # keep serving: a dead worker would stop the stream for good
+                self.failed += 1
+                self.get_logger().error(f"clip not sent ({self.failed} so far): {type(exc).__name__}: {exc}")
+
+    def _handle_clip(self, clip, header) -> None:
+        queue_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
+        out = self.edge.process(clip.frames)
+        if out.config_id == EDGE_ONLY:
+            res = ActionResult()
+            res.header = header
+            fill_action_result(res, out.prediction, stream_id=self.p.stream_id, seq=self.seq,
+                               config_id=EDGE_ONLY, edge_only=True)
+            lat = res.latency
+            lat.edge_queue_ms, lat.edge_model_ms = queue_ms, out.preprocess_ms + out.model_ms
+            lat.total_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
+            self.result_pub.publish(res)
+        else:
+            self.pub.publish(self._to_msg(out, clip, header, queue_ms))
+        self.seq += 1
+        if self.seq % 50 == 0:
+            self.get_logger().info(f"{self.seq} clips processed ({self.dropped} dropped before the model); "
+                                   f"active {out.config_id}")
 
     def _to_msg(self, out, clip, header, queue_ms: float) -> BinaryFeatures:
         msg = BinaryFeatures()

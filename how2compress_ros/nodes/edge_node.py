@@ -76,6 +76,7 @@ class How2CompressEdgeNode(Node):
         self.seq = 0
         self.images = ImageReceiver(self.get_logger())
         self.dropped = 0
+        self.failed = 0
         self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(EncodedFrame, "encoded_frames", payload_qos(self.p.payload_depth))
         self.det_pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
@@ -118,20 +119,23 @@ class How2CompressEdgeNode(Node):
                 rgb, header, t_in = self.queue.get(timeout=0.1)
             except queue.Empty:
                 continue
-            queue_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
-            if self.edge.config.config_id == EDGE_ONLY:
-                self._detect_on_edge(rgb, header, queue_ms)
-                continue
             try:
-                payloads = self.edge.process(rgb)
-            except Exception as exc:  # keep serving; the next frame may be fine
-                self.get_logger().error(f"encoding failed: {exc}")
-                continue
-            for pl in payloads:
-                self.pub.publish(self._to_msg(pl, header, queue_ms))
-                self.seq += 1
-            if self.seq and self.seq % 100 == 0 and payloads:
-                self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding)")
+                self._handle_frame(rgb, header)
+            except Exception as exc:  # keep serving: a dead worker would stop the stream for good
+                self.failed += 1
+                self.get_logger().error(f"frame not sent ({self.failed} so far): {type(exc).__name__}: {exc}")
+
+    def _handle_frame(self, rgb, header) -> None:
+        queue_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
+        if self.edge.config.config_id == EDGE_ONLY:
+            self._detect_on_edge(rgb, header, queue_ms)
+            return
+        payloads = self.edge.process(rgb)
+        for pl in payloads:
+            self.pub.publish(self._to_msg(pl, header, queue_ms))
+            self.seq += 1
+        if self.seq and self.seq % 100 == 0 and payloads:
+            self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding)")
 
     def _detect_on_edge(self, rgb, header, queue_ms: float) -> None:
         if self.detector is None:
