@@ -200,6 +200,7 @@ class ServerCounters(PayloadCounters):
     decoded: int = 0
     corrupt: int = 0
     waiting_dropped: int = 0
+    failed: int = 0             # counted by the node: payloads whose handling raised anything else
 
 
 class How2CompressServer:

@@ -168,3 +168,40 @@ def test_edge_only_detects_on_the_edge(rclpy_context):
         np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-3)
         compared += 1
     assert compared >= 5 and sum(len(d.detections) for d in dets) > 0
+
+
+def test_server_survives_a_failing_detector(rclpy_context):
+    """A payload whose handling raises something unforeseen (here the detector) is logged and
+    counted; the server node keeps serving the stream (an exception escaping the callback would
+    end the node's spin)."""
+    from edge_offload.msg import EncodedFrame
+    from how2compress_ros.nodes.server_node import How2CompressServerNode
+    from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
+    from offload_common.nodes.payloads import fill_header
+
+    node = How2CompressServerNode(context=rclpy_context)
+    edge = How2CompressEdge(None, EdgeSettings(gop=30), "uniform/qp30")
+    rgb = np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)
+    detector = node.server.detector
+
+    class FailingDetector:
+        name = "failing"
+
+        def detect(self, rgb):
+            raise RuntimeError("CUDA error: out of memory")
+
+    try:
+        for seq in range(4):
+            (pl,) = edge.process(rgb)
+            msg = EncodedFrame()
+            fill_header(msg.meta, stamp=node.get_clock().now().to_msg(), frame_id="cam", stream_id="det", seq=seq,
+                        config_id=pl.config.config_id, clock=node.get_clock())
+            msg.codec, msg.width, msg.height = "h264", pl.width, pl.height
+            msg.keyframe, msg.crc32, msg.data = pl.keyframe, pl.crc32, pl.data
+            node.server.detector = FailingDetector() if seq == 1 else detector
+            node._on_frame(msg)                              # must not raise
+        c = node.server.counters
+        assert c.failed == 1 and c.decoded == 3 and c.corrupt == 0 and c.rejected == 0
+    finally:
+        edge.close()
+        node.destroy_node()

@@ -82,6 +82,11 @@ class How2CompressServerNode(Node):
             self.get_logger().error(f"seq {msg.meta.seq}: {exc}; waiting for the next keyframe "
                                     f"({self.server.counters.corrupt} corrupt so far)")
             results, need_keyframe = [], True
+        except Exception as exc:  # never let one payload stop the server (e.g. the detector failing)
+            self.server.counters.failed += 1
+            self.get_logger().error(f"seq {msg.meta.seq} failed ({self.server.counters.failed} so far): "
+                                    f"{type(exc).__name__}: {exc}")
+            results, need_keyframe = [], False
         receipt = LinkReceipt()
         fill_receipt(receipt, msg.meta, size=len(data), receive_ns=receive_ns, ok=ok)
         self.receipt_pub.publish(receipt)
@@ -92,7 +97,7 @@ class How2CompressServerNode(Node):
             c = self.server.counters
             if c.decoded % 50 == 0:
                 self.get_logger().info(f"{c.decoded} frames decoded ({c.rejected} rejected, {c.corrupt} corrupt, "
-                                       f"{c.lost} lost); last {len(data)} B via {msg.meta.config_id}, "
+                                       f"{c.lost} lost, {c.failed} failed); last {len(data)} B via {msg.meta.config_id}, "
                                        f"{len(r.boxes)} detections")
 
     def _publish(self, msg: EncodedFrame, r, receive_ns: int, size: int) -> None:
