@@ -29,13 +29,19 @@ CLIPS = {
 EVAL_CLIPS = ("vtest-400", "carphone", "bikes")
 
 
+def check_clip_names(names) -> None:
+    """Raise ValueError naming every one of ``names`` that is not in ``CLIPS``."""
+    unknown = [n for n in names if n not in CLIPS]
+    if unknown:
+        raise ValueError(f"unknown clip(s) {', '.join(unknown)} (known: {', '.join(CLIPS)})")
+
+
 def load_clip(footage: str, name: str, max_frames: int = 0):
     import av
 
     from how2compress_ros.evaluation import Clip
 
-    if name not in CLIPS:
-        raise ValueError(f"unknown clip {name!r} (known: {', '.join(CLIPS)})")
+    check_clip_names([name])
     file, start, count = CLIPS[name]
     count = min(count, max_frames) if max_frames > 0 else count
     path = os.path.join(footage, file)
@@ -146,16 +152,18 @@ def main(argv=None) -> int:
     if unknown:
         print(f"h2c_evaluate: unknown method(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    unknown = [c for c in args.clips.split(",") if c not in CLIPS]
-    if unknown:
-        print(f"h2c_evaluate: unknown clip(s) {', '.join(unknown)} (known: {', '.join(CLIPS)})", file=sys.stderr)
+    clip_names = args.clips.split(",")
+    try:
+        check_clip_names(clip_names)
+    except ValueError as exc:
+        print(f"h2c_evaluate: {exc}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
     detector = SSDLitePersonDetector(score_threshold=args.detector_threshold)
     model = EmphasisModel.from_pretrained(args.model)
     bound = 1 - args.f1_drop
     results, rows, all_runs = {}, [], {}
-    for name in args.clips.split(","):
+    for name in clip_names:
         clip = load_clip(args.footage, name, args.max_frames)
         print(f"== {name}: {len(clip.frames)} frames {clip.frames[0].shape[1]}x{clip.frames[0].shape[0]} @ {clip.fps:g} fps",
               flush=True)
@@ -168,7 +176,7 @@ def main(argv=None) -> int:
                          "rate_at_bound_kbps": rates}
         best = {m: chosen(rs) for m, rs in runs.items()}
         rows.append((name, best, rates))
-        if name == args.clips.split(",")[0] and "how2compress" in best:
+        if name == clip_names[0] and "how2compress" in best:
             mid = len(clip.frames) // 2
             rgb = clip.frames[mid]
             grid = mb_grid(rgb.shape[1], rgb.shape[0])
