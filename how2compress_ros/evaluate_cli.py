@@ -116,6 +116,7 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
 def main(argv=None) -> int:
     from how2compress_ros.codec import DEFAULT_LEVEL_QPS, levels_to_qp_map, mb_grid
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
+    from how2compress_ros.detectors.tiled import TiledDetector, parse_tiles
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
@@ -130,6 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("--f1-drop", type=float, default=0.02, help="allowed F1 drop vs raw-frame detection")
     ap.add_argument("--detector-threshold", type=float, default=0.4,
                     help="detector score threshold for reference and compressed frames")
+    ap.add_argument("--detector-tiles", default="",
+                    help="ROWSxCOLS: run the detector on overlapping tiles as well as the whole frame (e.g. 2x2)")
     ap.add_argument("--confident", type=float, default=0.6,
                     help="boxes scoring below this are don't-care in F1 (0 disables the band)")
     ap.add_argument("--level-qps", default=",".join(str(q) for q in DEFAULT_LEVEL_QPS),
@@ -158,8 +161,13 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"h2c_evaluate: {exc}", file=sys.stderr)
         return 2
+    try:
+        rows, cols = parse_tiles(args.detector_tiles)
+    except ValueError as exc:
+        print(f"h2c_evaluate: {exc}", file=sys.stderr)
+        return 2
     os.makedirs(args.out, exist_ok=True)
-    detector = SSDLitePersonDetector(score_threshold=args.detector_threshold)
+    detector = TiledDetector(SSDLitePersonDetector(score_threshold=args.detector_threshold), rows, cols)
     model = EmphasisModel.from_pretrained(args.model)
     bound = 1 - args.f1_drop
     results, rows, all_runs = {}, [], {}
@@ -190,7 +198,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nCheapest setting per method with F1 >= {bound:.2f} vs raw-frame detection "
-          f"(detector threshold {args.detector_threshold}, don't-care below {args.confident}; "
+          f"(detector {detector.name}, threshold {args.detector_threshold}, don't-care below {args.confident}; "
           f"kbit/s; saving vs uniform QP):")
     print(f"{'clip':>10} | " + " | ".join(f"{m:>26}" for m in methods))
     savings = {m: [] for m in methods}

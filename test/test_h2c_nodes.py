@@ -205,3 +205,22 @@ def test_server_survives_a_failing_detector(rclpy_context):
     finally:
         edge.close()
         node.destroy_node()
+
+
+def test_server_detector_tiles_parameter(rclpy_context):
+    """``detector_tiles`` wraps the server's detector in tiles; a malformed value stops the node at
+    start-up with a message naming the parameter's form, before any model is loaded."""
+    from rclpy.parameter import Parameter
+
+    from how2compress_ros.detectors.tiled import TiledDetector
+    from how2compress_ros.nodes.server_node import How2CompressServerNode
+
+    node = How2CompressServerNode(context=rclpy_context, parameter_overrides=[
+        Parameter("detector", value="hog"), Parameter("detector_tiles", value="2x3")])
+    try:
+        det = node.server.detector
+        assert isinstance(det, TiledDetector) and det.name == "hog-tiles2x3"
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match="ROWSxCOLS"):
+        How2CompressServerNode(context=rclpy_context, parameter_overrides=[Parameter("detector_tiles", value="2by2")])

@@ -56,13 +56,21 @@ class HogPersonDetector:
                 for (x, y, w, h), s in zip(rects, np.ravel(weights)) if s >= self.score_threshold]
 
 
-def make_detector(name: str, weights: str = "", score_threshold: float = 0.5, device: str = ""):
+def make_detector(name: str, weights: str = "", score_threshold: float = 0.5, device: str = "", tiles: str = ""):
+    """The detector called ``name``; with ``tiles`` ("ROWSxCOLS", e.g. "2x2") it runs on overlapping
+    tiles of the frame as well as on the whole frame (``TiledDetector``), for small people in
+    large frames."""
+    from how2compress_ros.detectors.tiled import TiledDetector, parse_tiles
+
+    rows, cols = parse_tiles(tiles)                     # a bad spec fails before any model loads
     if name == "ssdlite":
         from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
 
-        return SSDLitePersonDetector(weights or None, score_threshold=score_threshold)
-    if name == "yolo":
-        return UltralyticsDetector(weights, score_threshold, device=device)
-    if name == "hog":
-        return HogPersonDetector(score_threshold)
-    raise ValueError(f"unknown detector {name!r}; expected one of {', '.join(DETECTOR_NAMES)}")
+        detector = SSDLitePersonDetector(weights or None, score_threshold=score_threshold)
+    elif name == "yolo":
+        detector = UltralyticsDetector(weights, score_threshold, device=device)
+    elif name == "hog":
+        detector = HogPersonDetector(score_threshold)
+    else:
+        raise ValueError(f"unknown detector {name!r}; expected one of {', '.join(DETECTOR_NAMES)}")
+    return detector if (rows, cols) == (1, 1) else TiledDetector(detector, rows, cols)

@@ -51,6 +51,8 @@ PARAMETERS = (
     Param("edge_detector", "", f"detector run on the edge in edge_only ({', '.join(DETECTOR_NAMES)}); "
           "empty: edge_only analyses nothing", read_only=True),
     Param("edge_detector_weights", "", "weights for edge_detector (empty: the detector's default)", read_only=True),
+    Param("edge_detector_tiles", "", "ROWSxCOLS: also run edge_detector on overlapping tiles (see h2c_server's "
+          "detector_tiles); empty = whole frame only", read_only=True),
     Param("edge_score_threshold", 0.5, "minimum detection score of the edge detector", read_only=True),
 )
 
@@ -71,7 +73,8 @@ class How2CompressEdgeNode(Node):
                                 threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
         self.edge = How2CompressEdge(model, settings, self.p.config_id, list(self.p.level_qps))
         self.detector = (make_detector(self.p.edge_detector, self.p.edge_detector_weights,
-                                       self.p.edge_score_threshold) if self.p.edge_detector else None)
+                                       self.p.edge_score_threshold, tiles=self.p.edge_detector_tiles)
+                         if self.p.edge_detector else None)
         self.unanalysed = 0
         self.seq = 0
         self.images = ImageReceiver(self.get_logger())

@@ -28,6 +28,9 @@ PARAMETERS = (
     Param("detector_weights", "", "weights file for the detector (yolo: .pt/.onnx/.engine; ssdlite: "
           "frozen graph, empty = the installed wheel's)", read_only=True),
     Param("detector_device", "", "device for GPU-capable detectors (e.g. cuda:0); empty = default", read_only=True),
+    Param("detector_tiles", "", "ROWSxCOLS (e.g. 2x2): also run the detector on overlapping tiles, for small "
+          "people in large frames (costs rows*cols+1 detector runs per frame); empty = whole frame only",
+          read_only=True),
     Param("score_threshold", 0.5, "minimum detection score", read_only=True),
     Param("torch_threads", 2, "CPU threads for PyTorch detectors", read_only=True),
     Param("publish_decoded_image", True, "republish decoded frames on decoded_image", read_only=True),
@@ -45,7 +48,7 @@ class How2CompressServerNode(Node):
 
         torch.set_num_threads(self.p.torch_threads)
         detector = make_detector(self.p.detector, self.p.detector_weights, self.p.score_threshold,
-                                 self.p.detector_device)
+                                 self.p.detector_device, self.p.detector_tiles)
         self.server = How2CompressServer(detector, self.p.max_payload_bytes)
         self.det_pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.img_pub = self.create_publisher(Image, "decoded_image", SENSOR_QOS)
