@@ -54,17 +54,18 @@ class TiledDetector:
                 for x0, x1 in tile_spans(width, self.cols, self.overlap)]
 
     def detect(self, rgb: np.ndarray) -> List[Box]:
+        if self.rows * self.cols == 1:                  # one tile: exactly the wrapped detector
+            return list(self.detector.detect(rgb))
         height, width = rgb.shape[:2]
         found: List[Box] = list(self.detector.detect(rgb)) if self.whole_frame else []
-        if self.rows * self.cols > 1:
-            m = self.edge_margin
-            for y0, y1, x0, x1 in self.windows(height, width):
-                for b in self.detector.detect(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
-                    cut = ((x0 > 0 and b.x_min <= m) or (y0 > 0 and b.y_min <= m)
-                           or (x1 < width and b.x_max >= x1 - x0 - m) or (y1 < height and b.y_max >= y1 - y0 - m))
-                    if not cut:
-                        found.append(Box(b.x_min + x0, b.y_min + y0, b.x_max + x0, b.y_max + y0, b.score,
-                                         b.class_id, b.label))
+        m = self.edge_margin
+        for y0, y1, x0, x1 in self.windows(height, width):
+            for b in self.detector.detect(np.ascontiguousarray(rgb[y0:y1, x0:x1])):
+                cut = ((x0 > 0 and b.x_min <= m) or (y0 > 0 and b.y_min <= m)
+                       or (x1 < width and b.x_max >= x1 - x0 - m) or (y1 < height and b.y_max >= y1 - y0 - m))
+                if not cut:
+                    found.append(Box(b.x_min + x0, b.y_min + y0, b.x_max + x0, b.y_max + y0, b.score,
+                                     b.class_id, b.label))
         kept: List[Box] = []
         for cls in sorted({b.class_id for b in found}):
             same = [b for b in found if b.class_id == cls]
