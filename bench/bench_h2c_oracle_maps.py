@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from how2compress_ros.codec import mb_grid
-from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
-from how2compress_ros.detectors.tiled import TiledDetector, parse_tiles
+from how2compress_ros.detectors.factory import make_detector
+from how2compress_ros.detectors.tiled import parse_tiles
 from how2compress_ros.emphasis.proxy import dilate_mask, roi_mask
 from how2compress_ros.emphasis.sensitivity import frame_attribution, levels_from_attribution, temporal_mean
 from how2compress_ros.evaluate_cli import EVAL_CLIPS, load_clip
@@ -45,10 +45,9 @@ def main():
     ap.add_argument("--tiles", default="", help="run the detector on ROWSxCOLS overlapping tiles (e.g. 2x2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows, cols = parse_tiles(args.tiles)
-    det, det_low = (TiledDetector(SSDLitePersonDetector(score_threshold=t), rows, cols) for t in (0.4, 0.2))
-    if (rows, cols) != (1, 1) and any(v.startswith("s") for v in args.variants.split(",")):
+    if parse_tiles(args.tiles) != (1, 1) and any(v.startswith("s") for v in args.variants.split(",")):
         ap.error("sensitivity variants attribute the untiled detector's scores; leave out --tiles")
+    det, det_low = (make_detector("ssdlite", score_threshold=t, tiles=args.tiles) for t in (0.4, 0.2))
     qps = BASELINE_QPS
     print(f"{'clip':>10} {'map':>14} {'q':>4} {'kbit/s':>8} {'F1':>6} {'vs uniform':>10} {'fitted':>8}")
     for name in args.clips.split(","):
@@ -67,7 +66,7 @@ def main():
             delta = int(delta)
             if kind.startswith("s"):
                 if attribution is None:
-                    attribution = [frame_attribution(det.detector, f) for f in clip.frames]
+                    attribution = [frame_attribution(det, f) for f in clip.frames]
                 smoothed = temporal_mean(attribution, int(radius[0]) if radius else 0)
                 masks = [levels_from_attribution(a, (float(kind[1:]),)) > 0 for a in smoothed]
             else:

@@ -115,8 +115,7 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
 
 def main(argv=None) -> int:
     from how2compress_ros.codec import DEFAULT_LEVEL_QPS, levels_to_qp_map, mb_grid
-    from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
-    from how2compress_ros.detectors.tiled import TiledDetector, parse_tiles
+    from how2compress_ros.detectors.factory import make_detector
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
@@ -158,16 +157,11 @@ def main(argv=None) -> int:
     clip_names = args.clips.split(",")
     try:
         check_clip_names(clip_names)
-    except ValueError as exc:
-        print(f"h2c_evaluate: {exc}", file=sys.stderr)
-        return 2
-    try:
-        rows, cols = parse_tiles(args.detector_tiles)
-    except ValueError as exc:
+        detector = make_detector("ssdlite", score_threshold=args.detector_threshold, tiles=args.detector_tiles)
+    except ValueError as exc:                  # refused before any model or footage is loaded
         print(f"h2c_evaluate: {exc}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    detector = TiledDetector(SSDLitePersonDetector(score_threshold=args.detector_threshold), rows, cols)
     model = EmphasisModel.from_pretrained(args.model)
     bound = 1 - args.f1_drop
     results, rows, all_runs = {}, [], {}

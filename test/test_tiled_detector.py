@@ -96,7 +96,7 @@ def test_make_detector_wraps_the_named_detector_in_tiles():
 
 
 def test_one_tile_is_exactly_the_wrapped_detector():
-    """Untiled, the wrapper adds nothing, not even a second NMS (h2c_evaluate always wraps)."""
+    """Untiled, the wrapper adds nothing, not even a second NMS: one tile is the whole frame."""
     class Overlapping(FixedInputBlobDetector):
         def detect(self, rgb):           # IoU 0.82, so NMS would merge them; on the whole frame only
             return [Box(0, 0, 100, 100, 0.9), Box(10, 0, 110, 100, 0.8)] if rgb.shape[1] == 640 else []
