@@ -9,7 +9,9 @@ raw-frame detection (F1 = 1 by construction):
 - ``accmpeg``: two levels, QP 30 on macroblocks of detected objects (from the raw frame, so an
   optimistic AccMPEG) and QP 40 elsewhere; it has no knob;
 - ``how2compress``: the EA model's emphasis map with the level table (default 45/43/37/34/30)
-  shifted down by s (s = 0 is the table as given; negative s = coarser).
+  shifted down by s (s = 0 is the table as given; negative s = coarser);
+- ``how2compress-aq``: the same maps with x264's variance AQ (strength 1) added on top of them
+  (x264 adds the map's offsets to its own per-macroblock AQ offsets).
 """
 from __future__ import annotations
 
@@ -231,18 +233,22 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
     if "accmpeg" in methods:
         maps = [np.where(dilate_mask(roi_mask(r, grid)), 30, 40) for r in refs]
         out["accmpeg"] = report([run(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
-    if "how2compress" in methods and ea_model is not None:
+    h2c_methods = {"how2compress": {}, "how2compress-aq": {"aq-strength": "1.0"}}
+    if ea_model is not None and set(h2c_methods) & set(methods):
         t = time.perf_counter()
         levels = [ea_model.predict_levels(f) for f in clip.frames]
         ea_ms = 1000 * (time.perf_counter() - t) / len(clip.frames)
         # cheapest first: level 0 from QP 51 down, until level 4 would go below QP 12
         shifts = list(range(level_qps[0] - 51, level_qps[-1] - 12 + 1))
 
-        def h2c(s):
+        def h2c(method, extra, s):
             table = [max(q - s, 0) for q in level_qps]
             return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
-                            "how2compress", f"shift{s}", bound, ea_ms=ea_ms)
-        out["how2compress"] = report(cheapest_meeting_bound(h2c, shifts, neighbours))
+                       method, f"shift{s}", bound, extra=extra, ea_ms=ea_ms)
+        for method, extra in h2c_methods.items():
+            if method in methods:
+                out[method] = report(cheapest_meeting_bound(functools.partial(h2c, method, extra), shifts,
+                                                            neighbours))
     return out
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from footage import frames
+from how2compress_ros.detectors.base import Box
 from how2compress_ros.evaluation import (Clip, RunResult, block_resample, bootstrap_savings, cheapest_meeting_bound,
                                         chosen, interval, isotonic, rate_at_bound, run_clip)
 
@@ -124,6 +125,33 @@ def test_uniform_qp_trades_bitrate_for_accuracy_on_real_footage():
     assert lo.kbps > 3 * hi.kbps
     assert lo.f1 >= hi.f1 and lo.ssim > hi.ssim
     assert lo.meets_bound
+
+
+def test_how2compress_aq_codes_the_same_maps_with_variance_aq_on_top():
+    from how2compress_ros.evaluation import evaluate_clip
+
+    class HalfEmphasis:                       # level 4 on the left half of the grid, 0 elsewhere
+        def predict_levels(self, rgb):
+            levels = np.zeros((9, 11), np.int64)
+            levels[:, :5] = 4
+            return levels
+
+    class SameBoxes:                          # accuracy never limits: the search runs to the cheapest shift
+        name = "fixed"
+
+        def detect(self, rgb):
+            return [Box(10, 10, 60, 80, 0.9)]
+
+    clip = Clip("carphone", frames("carphone_pristine.mp4", 8), 30.0)
+    runs = evaluate_clip(clip, SameBoxes(), HalfEmphasis(), level_qps=[38, 37, 35, 34, 32],
+                         methods=("how2compress", "how2compress-aq"), log=lambda s: None)
+    plain = {r.setting: r for r in runs["how2compress"]}
+    aq = {r.setting: r for r in runs["how2compress-aq"]}
+    assert all(r.method == "how2compress-aq" for r in aq.values())
+    same = set(plain) & set(aq)
+    assert same                               # both searches ran the same shifts
+    # variance AQ moves every macroblock's QP off the map, so the same table costs a different rate
+    assert all(abs(aq[s].kbps - plain[s].kbps) > 0.02 * plain[s].kbps for s in same)
 
 
 def test_h2c_profile_table_orders_settings_by_bytes_and_loads_in_the_monitor(tmp_path):
