@@ -204,12 +204,13 @@ class ApproxBitServer:
 
     @torch.no_grad()
     def handle(self, stream_id: str, seq: int, *, crc32: int, data: bytes, bit_order: int = 0,
-               format_version: int = SUPPORTED_FORMAT_VERSION, **fields) -> ServerResult:
-        """Decode one payload (``fields``: the keyword arguments of ``check``). Raises
+               format_version: int = SUPPORTED_FORMAT_VERSION, stamp_ns: int = 0, **fields) -> ServerResult:
+        """Decode one payload (``fields``: the keyword arguments of ``check``; ``stamp_ns``: its
+        capture stamp, which tells a restarted sender from a repeated payload). Raises
         PayloadRejected; a rejected payload does not advance the stream's sequence."""
         self.counters.received += 1
         c = self.check(data_len=len(data), format_version=format_version, **fields)
-        why = self.sequences.check(stream_id, seq)
+        why = self.sequences.check(stream_id, seq, stamp_ns)
         self._expect(why is None, "sequence", str(why))
         t0 = time.perf_counter()
         payload = BinaryPayload(tuple(int(s) for s in fields["shape"]), data, fields["encoding"], bit_order, crc32)
@@ -223,7 +224,8 @@ class ApproxBitServer:
         logits = self.configs.backbone.server(feats, c.offload_point)
         pred = predict_topk(logits, self.configs.labels, self.topk)
         t2 = time.perf_counter()
-        self.counters.lost += self.sequences.accept(stream_id, seq)
+        self.counters.restarts += self.sequences.restarts(stream_id, seq, stamp_ns)
+        self.counters.lost += self.sequences.accept(stream_id, seq, stamp_ns)
         self.counters.accepted += 1
         return ServerResult(pred, _ms(t0, t1), _ms(t1, t2))
 

@@ -20,7 +20,7 @@ from how2compress_ros.codec import (DEFAULT_LEVEL_QPS, H264Decoder, H264DecodeEr
                                     MacroblockQPEncoder, levels_to_qp_map, mb_grid)
 from how2compress_ros.detectors.base import Box, Detector
 from offload_common.lookup_table import EDGE_ONLY
-from offload_common.payload_checks import SUPPORTED_FORMAT_VERSION, PayloadCounters
+from offload_common.payload_checks import SUPPORTED_FORMAT_VERSION, PayloadCounters, SequenceTracker
 
 _CONFIG_RE = re.compile(r"^(h2c/base|uniform/qp)(\d{1,2})$")
 
@@ -190,7 +190,6 @@ class ServerResult:
 @dataclass
 class StreamState:
     decoder: H264Decoder
-    last_seq: Optional[int] = None
     received: int = 0
     lost: int = 0
 
@@ -212,6 +211,7 @@ class How2CompressServer:
         self.detector = detector
         self.max_payload_bytes = max_payload_bytes
         self.streams: Dict[str, StreamState] = {}
+        self.sequences = SequenceTracker()
         self.counters = ServerCounters()
 
     def _reject(self, reason: str, detail: str):
@@ -219,9 +219,11 @@ class How2CompressServer:
 
     def handle(self, stream_id: str, seq: int, data: bytes, keyframe: bool, crc32: int, *,
                codec: str = "h264", format_version: int = SUPPORTED_FORMAT_VERSION, width: int = 0, height: int = 0,
-               config_id: str = "") -> Tuple[List[ServerResult], bool]:
+               config_id: str = "", stamp_ns: int = 0) -> Tuple[List[ServerResult], bool]:
         """Decode one access unit and detect. Returns (results, needs_keyframe). Raises
-        PayloadRejected for payloads that must not reach the decoder."""
+        PayloadRejected for payloads that must not reach the decoder. ``stamp_ns`` (the capture
+        stamp) tells a restarted edge, whose numbering starts again, from a repeated payload: its
+        stream starts over with a fresh decoder, which waits for the restarted edge's keyframe."""
         self.counters.received += 1
         if format_version != SUPPORTED_FORMAT_VERSION:
             self._reject("version", f"unsupported format_version {format_version}")
@@ -236,16 +238,18 @@ class How2CompressServer:
                 parse_config_id(config_id)
             except ConfigIdError as exc:
                 self._reject("config", str(exc))
+        why = self.sequences.check(stream_id, seq, stamp_ns)
+        if why:
+            self._reject("sequence", why)
         st = self.streams.get(stream_id)
-        if st is None:
+        if st is None or self.sequences.restarts(stream_id, seq, stamp_ns):
+            self.counters.restarts += st is not None
             st = self.streams[stream_id] = StreamState(H264Decoder())
-        if st.last_seq is not None and seq != st.last_seq + 1:
-            if seq <= st.last_seq:
-                self._reject("sequence", f"seq {seq} after {st.last_seq} (duplicate or reordered)")
-            st.lost += seq - st.last_seq - 1
-            self.counters.lost += seq - st.last_seq - 1
+        lost = self.sequences.accept(stream_id, seq, stamp_ns)
+        if lost:
+            st.lost += lost
+            self.counters.lost += lost
             st.decoder.mark_lost()
-        st.last_seq = seq
         st.received += 1
         was_waiting = st.decoder.waiting_for_keyframe
         t = time.perf_counter()

@@ -1,10 +1,11 @@
 """What every server does with incoming payloads before decoding them: count, reject with a
 reason, and track per-stream sequence numbers (gaps are losses; repeats and reordering are
-refused, so no result is ever published twice). Plain Python, no ROS."""
+refused, so no result is ever published twice; a sender that restarted and numbers from 0 again
+is recognised by its later capture stamps). Plain Python, no ROS."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 SUPPORTED_FORMAT_VERSION = 1
 
@@ -23,6 +24,7 @@ class PayloadCounters:
     accepted: int = 0
     rejected: int = 0
     lost: int = 0
+    restarts: int = 0           # streams whose sender started numbering again (see SequenceTracker)
     reasons: Dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str, detail: str) -> PayloadRejected:
@@ -33,20 +35,33 @@ class PayloadCounters:
 
 
 class SequenceTracker:
-    """Per-stream last sequence number."""
+    """Per-stream last sequence number and capture stamp.
+
+    A sequence number at or below the last one is a repeated or reordered payload and is refused,
+    unless its capture stamp is later than the last payload's: then the sender restarted (an edge
+    node numbers from 0 again after a restart) and the stream starts over. Without this a server
+    would refuse a restarted edge's payloads until their numbers passed the old ones. DDS delivers
+    one writer's samples in order, so a payload of the old sender never arrives after a newer one.
+    A stamp of 0 (unknown) never counts as later."""
 
     def __init__(self):
-        self.last: Dict[str, int] = {}
+        self.last: Dict[str, Tuple[int, int]] = {}       # stream -> (seq, capture stamp ns)
 
-    def check(self, stream_id: str, seq: int) -> Optional[str]:
+    def check(self, stream_id: str, seq: int, stamp_ns: int = 0) -> Optional[str]:
         """None when ``seq`` may be accepted, else why not (duplicate / reordered)."""
         last = self.last.get(stream_id)
-        if last is not None and seq <= last:
-            return f"seq {seq} after {last} (duplicate or reordered)"
+        if last is not None and seq <= last[0] and not stamp_ns > last[1]:
+            return f"seq {seq} after {last[0]} (duplicate or reordered)"
         return None
 
-    def accept(self, stream_id: str, seq: int) -> int:
-        """Record ``seq``; returns how many payloads were lost before it."""
+    def restarts(self, stream_id: str, seq: int, stamp_ns: int = 0) -> bool:
+        """Whether an acceptable ``seq`` starts the stream over (see the class docstring)."""
         last = self.last.get(stream_id)
-        self.last[stream_id] = seq
-        return 0 if last is None else max(0, seq - last - 1)
+        return last is not None and seq <= last[0] and stamp_ns > last[1]
+
+    def accept(self, stream_id: str, seq: int, stamp_ns: int = 0) -> int:
+        """Record ``seq``; returns how many payloads were lost before it (0 when the stream starts
+        or starts over)."""
+        last = self.last.get(stream_id)
+        self.last[stream_id] = (seq, stamp_ns)
+        return 0 if last is None or seq <= last[0] else seq - last[0] - 1

@@ -171,6 +171,22 @@ def test_duplicates_are_refused_and_gaps_counted(configs, clips):
     assert server.counters.lost == 3 and server.counters.accepted == 3
 
 
+def test_a_restarted_edge_starts_its_stream_over(configs, clips):
+    """A restarted edge node numbers from 0 again with later capture stamps: accepted, not
+    counted as lost; the same numbers with the old stamp (repeats) are still refused."""
+    server = ApproxBitServer(configs)
+    good = _good(configs, clips)
+    for seq in range(3):
+        server.handle("var", 100 + seq, stamp_ns=5_000 + seq, **good)
+    with pytest.raises(PayloadRejected, match="duplicate or reordered"):
+        server.handle("var", 0, stamp_ns=5_002, **good)
+    assert server.handle("var", 0, stamp_ns=9_000, **good).prediction.label
+    server.handle("var", 1, stamp_ns=9_001, **good)
+    with pytest.raises(PayloadRejected, match="duplicate or reordered"):
+        server.handle("var", 1, stamp_ns=9_001, **good)
+    assert server.counters.restarts == 1 and server.counters.lost == 0 and server.counters.accepted == 5
+
+
 def test_clip_buffer_crops_resizes_and_strides():
     buf = ClipBuffer(frames=4, stride=2, size=8)
     frames = [np.full((24, 40, 3), i, np.uint8) for i in range(10)]

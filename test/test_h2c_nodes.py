@@ -170,6 +170,54 @@ def test_edge_only_detects_on_the_edge(rclpy_context):
     assert compared >= 5 and sum(len(d.detections) for d in dets) > 0
 
 
+def test_server_decodes_a_restarted_edge_at_once(rclpy_context):
+    """The edge node restarts (crash, redeploy) and numbers its frames from 0 again. The server
+    must decode the new stream from its first keyframe, not refuse it as repeats until the
+    numbers pass the old stream's."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    from edge_offload.msg import DetectionArray
+    from offload_common.nodes.qos import RESULT_QOS
+
+    node = rclpy.create_node("h2c_restart_watch", context=rclpy_context)
+    seqs = []
+    node.create_subscription(DetectionArray, "detections", lambda m: seqs.append(m.seq), RESULT_QOS)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    nodes = [
+        NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
+                    overrides={"source": "video", "uri": footage("carphone_pristine.mp4"), "rate_hz": 10.0,
+                               "width": 0, "height": 0}),
+        NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml"),
+                    overrides={"model_path": "", "config_id": "uniform/qp30"}),
+        NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml")),
+    ]
+
+    def wait_for(done, what, graph):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not done():
+            assert graph.running("h2c_server"), graph.output("h2c_server")
+            time.sleep(0.2)
+        assert done(), f"{what}; server said: {graph.output('h2c_server')[-2000:]}"
+
+    try:
+        with ProcessGraph(nodes, echo=False) as graph:
+            wait_for(lambda: seqs and max(seqs) >= 30, "no detections of the first edge run", graph)
+            graph.stop_one("h2c_edge")
+            old_max, n_before = max(seqs), len(seqs)
+            graph.start_one("h2c_edge")
+            wait_for(lambda: sum(s < old_max for s in seqs[n_before:]) >= 5,
+                     "the restarted edge's frames were not decoded", graph)
+            server_log = graph.output("h2c_server")
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+    assert "starts over" in server_log
+    after = seqs[n_before:]
+    assert after == sorted(after)                 # one stream again, in order
+
+
 def test_server_survives_a_failing_detector(rclpy_context):
     """A payload whose handling raises something unforeseen (here the detector) is logged and
     counted; the server node keeps serving the stream (an exception escaping the callback would

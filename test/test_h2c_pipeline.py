@@ -1,4 +1,6 @@
 """How2Compress configuration ids and the configurable level table (edge parameter level_qps)."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,63 @@ def test_a_configuration_switch_during_a_frame_applies_from_the_next_frame():
         assert edge.process(rgb) == []
     finally:
         edge.close()
+
+
+class CountingDetector:
+    name = "counting"
+
+    def __init__(self):
+        self.frames = 0
+
+    def detect(self, rgb):
+        self.frames += 1
+        return []
+
+
+def _stream(frames, gop=30):
+    """Access units of a fresh edge (uniform QP): what a (re)started edge node sends."""
+    edge = How2CompressEdge(None, EdgeSettings(gop=gop), "uniform/qp30")
+    try:
+        return [p for rgb in frames for p in edge.process(rgb)]
+    finally:
+        edge.close()
+
+
+def test_a_restarted_edge_is_decoded_and_repeats_are_still_refused():
+    """A restarted edge node numbers its frames from 0 again. Its capture stamps are later than
+    the old stream's, so the server starts the stream over (fresh decoder) instead of refusing
+    every payload until the numbers pass the old ones; a repeated payload (same stamp) is still
+    refused, and a restart whose keyframe was lost waits for a keyframe and asks for one."""
+    from how2compress_ros.pipeline import How2CompressServer
+    from offload_common.payload_checks import PayloadRejected
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (96, 128, 3), np.uint8) for _ in range(6)]
+    units = _stream(frames)
+    det = CountingDetector()
+    server = How2CompressServer(det)
+
+    def send(seq, stamp_ns, p=None):
+        p = p or units[seq]
+        return server.handle("det", seq, p.data, p.keyframe, zlib.crc32(p.data), width=128, height=96,
+                             config_id="uniform/qp30", stamp_ns=stamp_ns)
+
+    for seq in range(6):                                   # the first run of the edge: seq 0..5
+        send(seq, 1_000 + seq)
+    with pytest.raises(PayloadRejected, match="duplicate or reordered"):
+        send(5, 1_005)                                     # a repeat of the last payload
+    with pytest.raises(PayloadRejected, match="duplicate or reordered"):
+        send(2, 0)                                         # no stamp: cannot be told from a repeat
+    assert det.frames == 6 and server.counters.restarts == 0
+
+    for seq in range(3):                                   # restarted edge: seq 0.. again, later stamps
+        results, need_keyframe = send(seq, 9_000 + seq)
+        assert len(results) == 1 and not need_keyframe
+    assert det.frames == 9 and server.counters.restarts == 1 and server.counters.lost == 0
+    with pytest.raises(PayloadRejected, match="duplicate or reordered"):
+        send(2, 9_002)
+
+    results, need_keyframe = send(1, 20_001)               # restarted again, its keyframe (seq 0) lost
+    assert results == [] and need_keyframe and server.counters.restarts == 2
+    results, _ = send(2, 20_002)
+    assert results == [] and det.frames == 9               # nothing decoded against the old stream

@@ -19,7 +19,7 @@ from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, payload_qos
-from offload_common.nodes.runner import run_node
+from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.payload_checks import PayloadRejected
 
 PARAMETERS = (
@@ -55,10 +55,12 @@ class ApproxBitServerNode(Node):
         receive_ns = self.get_clock().now().nanoseconds
         data = bytes(msg.data)
         m = msg.meta
+        restarts = self.server.counters.restarts
         try:
             res = self.server.handle(
                 m.stream_id, m.seq, crc32=msg.crc32, data=data, bit_order=msg.bit_order,
-                format_version=m.format_version, config_id=m.config_id, backbone=msg.backbone,
+                format_version=m.format_version, stamp_ns=stamp_to_ns(m.header.stamp),
+                config_id=m.config_id, backbone=msg.backbone,
                 offload_index=msg.offload_index, spatial_encoder=msg.spatial_encoder,
                 codebook_size=msg.codebook_size, encoding=msg.encoding, shape=list(msg.shape),
                 feature_shape=list(msg.feature_shape))
@@ -70,6 +72,9 @@ class ApproxBitServerNode(Node):
             self.server.counters.rejected += 1
             self.get_logger().error(f"payload seq {m.seq} failed in decoding: {exc.__class__.__name__}: {exc}")
             res = None
+        if self.server.counters.restarts > restarts:
+            self.get_logger().warning(f"stream '{m.stream_id}' starts over at seq {m.seq} with a later capture "
+                                      "stamp: its edge node restarted")
         receipt = LinkReceipt()
         fill_receipt(receipt, m, size=len(data), receive_ns=receive_ns, ok=res is not None)
         self.receipt_pub.publish(receipt)

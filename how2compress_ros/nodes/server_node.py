@@ -1,7 +1,8 @@
 """h2c_server: How2Compress server node. EncodedFrame -> CRC check -> H.264 decoder (PyAV) ->
 detector -> DetectionArray, plus the decoded image for viewers and a LinkReceipt per payload.
 Corrupt, oversized or unknown payloads are logged and counted; after a loss the decoder waits
-for the next keyframe and asks the edge for one.
+for the next keyframe and asks the edge for one. A restarted edge (numbering from 0 again, later
+capture stamps) starts its stream over with a fresh decoder.
 
 Topics: subscribes ``encoded_frames``; publishes ``detections`` (DetectionArray),
 ``decoded_image`` (sensor_msgs/Image), ``link_receipts`` (LinkReceipt), ``keyframe_request``.
@@ -20,7 +21,7 @@ from offload_common.image_conversion import numpy_to_image_msg
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, SENSOR_QOS, payload_qos
-from offload_common.nodes.runner import run_node
+from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.payload_checks import PayloadRejected
 
 PARAMETERS = (
@@ -72,11 +73,12 @@ class How2CompressServerNode(Node):
         receive_ns = self.get_clock().now().nanoseconds
         data = bytes(msg.data)
         ok = False
+        restarts = self.server.counters.restarts
         try:
             results, need_keyframe = self.server.handle(
                 msg.meta.stream_id, msg.meta.seq, data, msg.keyframe, msg.crc32, codec=msg.codec,
                 format_version=msg.meta.format_version, width=msg.width, height=msg.height,
-                config_id=msg.meta.config_id)
+                config_id=msg.meta.config_id, stamp_ns=stamp_to_ns(msg.meta.header.stamp))
             ok = True
         except PayloadRejected as exc:
             self.get_logger().error(f"rejected payload seq {msg.meta.seq} ({self.server.counters.rejected} so far): {exc}")
@@ -90,6 +92,9 @@ class How2CompressServerNode(Node):
             self.get_logger().error(f"seq {msg.meta.seq} failed ({self.server.counters.failed} so far): "
                                     f"{type(exc).__name__}: {exc}")
             results, need_keyframe = [], False
+        if self.server.counters.restarts > restarts:
+            self.get_logger().warning(f"stream '{msg.meta.stream_id}' starts over at seq {msg.meta.seq} with a later "
+                                      "capture stamp: its edge node restarted; decoding it afresh")
         receipt = LinkReceipt()
         fill_receipt(receipt, msg.meta, size=len(data), receive_ns=receive_ns, ok=ok)
         self.receipt_pub.publish(receipt)
