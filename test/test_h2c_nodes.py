@@ -21,10 +21,24 @@ CORRUPT_SEQ = 12
 pytestmark = pytest.mark.skipif(shutil.which("h2c_edge") is None, reason="node entry points not installed")
 
 
+def spin(node, ctx):
+    """Spin ``node`` in a background thread; returns the executor (shut it down when done)."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    return ex
+
+
+def carphone_camera(rate_hz: float) -> NodeProcess:
+    return NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
+                       overrides={"source": "video", "uri": footage("carphone_pristine.mp4"), "rate_hz": rate_hz,
+                                  "width": 0, "height": 0})
+
+
 class Tap:
     def __init__(self, ctx):
-        from rclpy.executors import SingleThreadedExecutor
-
         from edge_offload.msg import DetectionArray, EncodedFrame, KeyframeRequest
         from offload_common.nodes.qos import RESULT_QOS, payload_qos
 
@@ -34,10 +48,7 @@ class Tap:
         self.node.create_subscription(EncodedFrame, "encoded_frames_raw", self.on_frame, payload_qos(30))
         self.node.create_subscription(DetectionArray, "detections", self.on_det, RESULT_QOS)
         self.node.create_subscription(KeyframeRequest, "keyframe_request", self.kf_requests.append, RESULT_QOS)
-        self.ex = SingleThreadedExecutor(context=ctx)
-        self.ex.add_node(self.node)
-        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
-        self.thread.start()
+        self.ex = spin(self.node, ctx)
 
     def on_frame(self, msg):
         if msg.meta.seq == CORRUPT_SEQ:
@@ -59,11 +70,9 @@ class Tap:
 def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
     if not os.path.isfile(os.path.join(MODEL, "model.safetensors")):
         pytest.skip("trained EA model not present")
-    clip = footage("carphone_pristine.mp4")
     tap = Tap(rclpy_context)
     nodes = [
-        NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
-                    overrides={"source": "video", "uri": clip, "rate_hz": 8.0, "width": 0, "height": 0}),
+        carphone_camera(8.0),
         NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml"),
                     overrides={"model_path": MODEL, "gop": 200, "map_reuse": 2},
                     remaps={"encoded_frames": "encoded_frames_raw"}),
@@ -120,7 +129,6 @@ def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
 def test_edge_only_detects_on_the_edge(rclpy_context):
     """With the link down the monitor says edge_only: h2c_edge sends nothing and publishes the
     detections of its own edge detector, equal to the library's on the same camera frames."""
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
     from edge_offload.msg import DetectionArray, EncodedFrame
@@ -135,13 +143,9 @@ def test_edge_only_detects_on_the_edge(rclpy_context):
                                                                              image_msg_to_rgb(m)), SENSOR_QOS)
     node.create_subscription(DetectionArray, "detections", dets.append, RESULT_QOS)
     node.create_subscription(EncodedFrame, "encoded_frames", sent.append, payload_qos(30))
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    threading.Thread(target=ex.spin, daemon=True).start()
+    ex = spin(node, rclpy_context)
     nodes = [
-        NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
-                    overrides={"source": "video", "uri": footage("carphone_pristine.mp4"), "rate_hz": 5.0,
-                               "width": 0, "height": 0}),
+        carphone_camera(5.0),
         NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml"),
                     overrides={"model_path": "", "config_id": "edge_only", "edge_detector": "ssdlite"}),
     ]
@@ -174,21 +178,15 @@ def test_server_decodes_a_restarted_edge_at_once(rclpy_context):
     """The edge node restarts (crash, redeploy) and numbers its frames from 0 again. The server
     must decode the new stream from its first keyframe, not refuse it as repeats until the
     numbers pass the old stream's."""
-    from rclpy.executors import SingleThreadedExecutor
-
     from edge_offload.msg import DetectionArray
     from offload_common.nodes.qos import RESULT_QOS
 
     node = rclpy.create_node("h2c_restart_watch", context=rclpy_context)
     seqs = []
     node.create_subscription(DetectionArray, "detections", lambda m: seqs.append(m.seq), RESULT_QOS)
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    threading.Thread(target=ex.spin, daemon=True).start()
+    ex = spin(node, rclpy_context)
     nodes = [
-        NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"),
-                    overrides={"source": "video", "uri": footage("carphone_pristine.mp4"), "rate_hz": 10.0,
-                               "width": 0, "height": 0}),
+        carphone_camera(10.0),
         NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml"),
                     overrides={"model_path": "", "config_id": "uniform/qp30"}),
         NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml")),
