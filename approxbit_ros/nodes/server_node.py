@@ -89,7 +89,7 @@ class ApproxBitServerNode(Node):
         self.result_pub.publish(out)
         c = self.server.counters
         if c.accepted % 50 == 0:
-            self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {c.lost} lost); "
+            self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {c.lost} lost, {c.restarts} edge restarts); "
                                    f"last '{res.prediction.label}' via {m.config_id}")
 
 

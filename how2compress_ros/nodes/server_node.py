@@ -105,8 +105,8 @@ class How2CompressServerNode(Node):
             c = self.server.counters
             if c.decoded % 50 == 0:
                 self.get_logger().info(f"{c.decoded} frames decoded ({c.rejected} rejected, {c.corrupt} corrupt, "
-                                       f"{c.lost} lost, {c.failed} failed); last {len(data)} B via {msg.meta.config_id}, "
-                                       f"{len(r.boxes)} detections")
+                                       f"{c.lost} lost, {c.failed} failed, {c.restarts} edge restarts); "
+                                       f"last {len(data)} B via {msg.meta.config_id}, {len(r.boxes)} detections")
 
     def _publish(self, msg: EncodedFrame, r, receive_ns: int, size: int) -> None:
         out = DetectionArray()
