@@ -44,8 +44,13 @@ class SequenceTracker:
     one writer's samples in order, so a payload of the old sender never arrives after a newer one.
     A stamp of 0 (unknown) never counts as later."""
 
+    #: a stream that starts over after fewer payloads than this is more likely two senders
+    #: publishing the same stream id than an edge that restarted
+    SHORT_RUN = 30
+
     def __init__(self):
         self.last: Dict[str, Tuple[int, int]] = {}       # stream -> (seq, capture stamp ns)
+        self.run_length: Dict[str, int] = {}             # payloads accepted since the stream (re)started
 
     def check(self, stream_id: str, seq: int, stamp_ns: int = 0) -> Optional[str]:
         """None when ``seq`` may be accepted, else why not (duplicate / reordered)."""
@@ -64,4 +69,16 @@ class SequenceTracker:
         or starts over)."""
         last = self.last.get(stream_id)
         self.last[stream_id] = (seq, stamp_ns)
-        return 0 if last is None or seq <= last[0] else seq - last[0] - 1
+        starts = last is None or seq <= last[0]
+        self.run_length[stream_id] = 1 if starts else self.run_length[stream_id] + 1
+        return 0 if starts else seq - last[0] - 1
+
+    def restart_message(self, stream_id: str, seq: int, previous_run: int) -> str:
+        """What a server logs when ``stream_id`` starts over at ``seq`` after ``previous_run``
+        payloads of the old run."""
+        text = (f"stream '{stream_id}' starts over at seq {seq} with a later capture stamp after "
+                f"{previous_run} payloads: its edge node restarted")
+        if previous_run < self.SHORT_RUN:
+            text += (f"; restarts this close together suggest two edges publishing stream_id "
+                     f"'{stream_id}' (give each its own)")
+        return text

@@ -128,12 +128,13 @@ def test_a_restarted_edge_is_decoded_and_repeats_are_still_refused():
         send(5, 1_005)                                     # a repeat of the last payload
     with pytest.raises(PayloadRejected, match="duplicate or reordered"):
         send(2, 0)                                         # no stamp: cannot be told from a repeat
-    assert det.frames == 6 and server.counters.restarts == 0
+    assert det.frames == 6 and server.counters.restarts == 0 and server.sequences.run_length["det"] == 6
 
     for seq in range(3):                                   # restarted edge: seq 0.. again, later stamps
         results, need_keyframe = send(seq, 9_000 + seq)
         assert len(results) == 1 and not need_keyframe
     assert det.frames == 9 and server.counters.restarts == 1 and server.counters.lost == 0
+    assert server.sequences.run_length["det"] == 3
     with pytest.raises(PayloadRejected, match="duplicate or reordered"):
         send(2, 9_002)
 
@@ -141,3 +142,15 @@ def test_a_restarted_edge_is_decoded_and_repeats_are_still_refused():
     assert results == [] and need_keyframe and server.counters.restarts == 2
     results, _ = send(2, 20_002)
     assert results == [] and det.frames == 9               # nothing decoded against the old stream
+
+
+def test_restarts_close_together_are_reported_as_two_senders():
+    from offload_common.payload_checks import SequenceTracker
+
+    t = SequenceTracker()
+    for seq in range(40):
+        t.accept("det", seq, 100 + seq)
+    assert t.restarts("det", 0, 1_000) and not t.restarts("det", 40, 1_000) and not t.restarts("det", 0, 139)
+    long_run = t.restart_message("det", 0, t.run_length["det"])
+    assert "after 40 payloads: its edge node restarted" in long_run and "two edges" not in long_run
+    assert "two edges publishing stream_id 'det'" in t.restart_message("det", 0, 3)

@@ -56,6 +56,7 @@ class ApproxBitServerNode(Node):
         data = bytes(msg.data)
         m = msg.meta
         restarts = self.server.counters.restarts
+        run = self.server.sequences.run_length.get(m.stream_id, 0)
         try:
             res = self.server.handle(
                 m.stream_id, m.seq, crc32=msg.crc32, data=data, bit_order=msg.bit_order,
@@ -73,8 +74,7 @@ class ApproxBitServerNode(Node):
             self.get_logger().error(f"payload seq {m.seq} failed in decoding: {exc.__class__.__name__}: {exc}")
             res = None
         if self.server.counters.restarts > restarts:
-            self.get_logger().warning(f"stream '{m.stream_id}' starts over at seq {m.seq} with a later capture "
-                                      "stamp: its edge node restarted")
+            self.get_logger().warning(self.server.sequences.restart_message(m.stream_id, m.seq, run))
         receipt = LinkReceipt()
         fill_receipt(receipt, m, size=len(data), receive_ns=receive_ns, ok=res is not None)
         self.receipt_pub.publish(receipt)

@@ -74,6 +74,7 @@ class How2CompressServerNode(Node):
         data = bytes(msg.data)
         ok = False
         restarts = self.server.counters.restarts
+        run = self.server.sequences.run_length.get(msg.meta.stream_id, 0)
         try:
             results, need_keyframe = self.server.handle(
                 msg.meta.stream_id, msg.meta.seq, data, msg.keyframe, msg.crc32, codec=msg.codec,
@@ -93,8 +94,8 @@ class How2CompressServerNode(Node):
                                     f"{type(exc).__name__}: {exc}")
             results, need_keyframe = [], False
         if self.server.counters.restarts > restarts:
-            self.get_logger().warning(f"stream '{msg.meta.stream_id}' starts over at seq {msg.meta.seq} with a later "
-                                      "capture stamp: its edge node restarted; decoding it afresh")
+            self.get_logger().warning(self.server.sequences.restart_message(msg.meta.stream_id, msg.meta.seq, run)
+                                      + "; decoding it afresh")
         receipt = LinkReceipt()
         fill_receipt(receipt, msg.meta, size=len(data), receive_ns=receive_ns, ok=ok)
         self.receipt_pub.publish(receipt)
