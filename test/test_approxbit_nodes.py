@@ -3,7 +3,7 @@ approxbit_server. A probe node in this process sees the camera frames and the pa
 switches the edge's configuration twice (to another offload point, then to edge_only) with
 OffloadConfig decisions, and injects malformed payloads. The published labels must equal the
 library's predictions on the same clips, for every configuration used; the server must reject
-the bad payloads and keep serving."""
+the bad payloads and keep serving, and accept a stream that starts over (a restarted edge)."""
 import os
 import shutil
 import threading
@@ -100,6 +100,18 @@ def _malformed(good):
     return out
 
 
+def _restarted(good):
+    """A good payload on its own stream, then the same numbered lower with a later capture stamp
+    (an edge that restarted): the server must accept both."""
+    import copy
+
+    first, second = copy.deepcopy(good), copy.deepcopy(good)
+    first.meta.stream_id = second.meta.stream_id = "restarting"
+    first.meta.seq, second.meta.seq = 10_000, 9_000
+    second.meta.header.stamp.sec += 1
+    return [first, second]
+
+
 def _wait(pred, graph, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,8 +138,11 @@ def test_published_labels_equal_the_library_for_every_configuration(rclpy_contex
         with ProcessGraph(nodes, echo=False) as graph:
             by_config = lambda cid: [m for (s, e), m in list(probe.results.items()) if m.config_id == cid]  # noqa
             assert _wait(lambda: len(by_config(FIRST)) >= 4, graph), graph.output("approxbit_edge")
-            for bad in _malformed(next(iter(probe.payloads.values()))):
+            good = next(iter(probe.payloads.values()))
+            for bad in _malformed(good):
                 probe.inject.publish(bad)
+            for restarted in _restarted(good):
+                probe.inject.publish(restarted)
             probe.decide(SECOND, 1)
             assert _wait(lambda: len(by_config(SECOND)) >= 4, graph), graph.output("approxbit_edge")
             probe.decide("edge_only", 2)
@@ -140,6 +155,9 @@ def test_published_labels_equal_the_library_for_every_configuration(rclpy_contex
         probe.close()
 
     assert server_log.count("rejected payload") == 4, server_log
+    assert "stream 'restarting' starts over at seq 9000" in server_log
+    assert {(r.seq, r.decoded_ok) for r in probe.receipts if r.stream_id == "restarting"} == {(10000, True),
+                                                                                                (9000, True)}
     for reason in ("config:", "shape:", "bytes for", "CRC-32 mismatch"):
         assert reason in server_log
     assert "switched to cnn3d/o1/noenc/k8" in edge_log and "ignoring monitor decision" in edge_log
