@@ -77,8 +77,8 @@ class SequenceTracker:
         """What a server logs when ``stream_id`` starts over at ``seq`` after ``previous_run``
         payloads of the old run."""
         text = (f"stream '{stream_id}' starts over at seq {seq} with a later capture stamp after "
-                f"{previous_run} payloads: its edge node restarted")
+                f"{previous_run} payloads: ")
         if previous_run < self.SHORT_RUN:
-            text += (f"; restarts this close together suggest two edges publishing stream_id "
-                     f"'{stream_id}' (give each its own)")
-        return text
+            return text + (f"its edge node restarted, or (restarting this often) two edges publish "
+                           f"stream_id '{stream_id}': give each its own")
+        return text + "its edge node restarted"

@@ -153,4 +153,4 @@ def test_restarts_close_together_are_reported_as_two_senders():
     assert t.restarts("det", 0, 1_000) and not t.restarts("det", 40, 1_000) and not t.restarts("det", 0, 139)
     long_run = t.restart_message("det", 0, t.run_length["det"])
     assert "after 40 payloads: its edge node restarted" in long_run and "two edges" not in long_run
-    assert "two edges publishing stream_id 'det'" in t.restart_message("det", 0, 3)
+    assert "two edges publish stream_id 'det'" in t.restart_message("det", 0, 3)

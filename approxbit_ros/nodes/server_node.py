@@ -89,8 +89,8 @@ class ApproxBitServerNode(Node):
         self.result_pub.publish(out)
         c = self.server.counters
         if c.accepted % 50 == 0:
-            self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {c.lost} lost, {c.restarts} edge restarts); "
-                                   f"last '{res.prediction.label}' via {m.config_id}")
+            self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {c.lost} lost, "
+                                   f"{c.restarts} edge restarts); last '{res.prediction.label}' via {m.config_id}")
 
 
 def main(args=None) -> int:
