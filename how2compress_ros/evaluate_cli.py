@@ -87,7 +87,7 @@ def _percent(v: float) -> str:
 
 def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target: float = 0.25) -> None:
     """The fitted savings' spread over block-bootstrap resamples of each clip's frames."""
-    from how2compress_ros.evaluation import bootstrap_savings, interval
+    from how2compress_ros.evaluation import H2C_METHODS, bootstrap_savings, interval
 
     if samples <= 0 or not methods:
         return
@@ -105,7 +105,7 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
     if "x264-aq" in boots:
         # every method is read on the same resamples: the difference is paired
         aq = np.nan_to_num(boots["x264-aq"]["mean"], nan=-np.inf)
-        for m in (m for m in ("how2compress", "how2compress-aq") if m in boots):
+        for m in (m for m in H2C_METHODS if m in boots):
             with np.errstate(invalid="ignore"):
                 diff = np.nan_to_num(boots[m]["mean"], nan=-np.inf) - aq   # NaN where neither reached the bound
             lo, hi = interval(diff)
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
-    from how2compress_ros.evaluation import chosen, evaluate_clip, rate_at_bound
+    from how2compress_ros.evaluation import H2C_METHODS, METHODS, chosen, evaluate_clip, rate_at_bound
     from how2compress_ros.pipeline import parse_level_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     level_qps = parse_level_table(args.level_qps)
     methods = ["uniform"] + [m for m in args.methods.split(",") if m and m != "uniform"]
-    unknown = set(methods) - {"uniform", "x264-aq", "accmpeg", "how2compress", "how2compress-aq"}
+    unknown = set(methods) - set(METHODS)
     if unknown:
         print(f"h2c_evaluate: unknown method(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(fitted[m]):>+16.1%}" for m in methods))
     print_bootstrap(all_runs, bound, [m for m in methods if m != "uniform"], args.bootstrap)
     for name, best, _ in rows:
-        for m in (m for m in ("how2compress", "how2compress-aq") if m in best):
+        for m in (m for m in H2C_METHODS if m in best):
             r = best[m]
             print(f"{name}: SSIM uniform {best['uniform'].ssim:.3f} / {m} {r.ssim:.3f}; "
                   f"encode {r.encode_ms:.2f} ms/frame; EA {r.ea_ms:.1f} ms/frame")

@@ -57,6 +57,14 @@ BASELINE_QPS = list(range(44, 17, -1))
 
 MapFn = Callable[[int, np.ndarray], Optional[np.ndarray]]   # frame index, rgb -> QP map or None
 
+#: x264 options for its variance adaptive quantisation (the encoder otherwise runs AQ at a
+#: negligible strength, which only makes it honour the QP map)
+VARIANCE_AQ = {"aq-strength": "1.0"}
+#: How2Compress variants: name -> x264 options on top of the encoder's
+H2C_METHODS = {"how2compress": {}, "how2compress-aq": VARIANCE_AQ}
+#: every method ``evaluate_clip`` runs
+METHODS = ("uniform", "x264-aq", "accmpeg", *H2C_METHODS)
+
 
 def run_clip(clip: Clip, refs: List[List[Box]], detector: Detector, qp_map_for: MapFn, base_qp: int,
              method: str, setting: str, f1_bound: float, gop: int = 30, preset: str = "veryfast",
@@ -229,12 +237,11 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
     if "x264-aq" in methods:
         out["x264-aq"] = report(cheapest_meeting_bound(
             lambda qp: run(clip, refs, detector, lambda i, f: None, qp, "x264-aq", f"qp{qp}", bound,
-                                extra={"aq-strength": "1.0"}), qps, neighbours))
+                                extra=VARIANCE_AQ), qps, neighbours))
     if "accmpeg" in methods:
         maps = [np.where(dilate_mask(roi_mask(r, grid)), 30, 40) for r in refs]
         out["accmpeg"] = report([run(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
-    h2c_methods = {"how2compress": {}, "how2compress-aq": {"aq-strength": "1.0"}}
-    if ea_model is not None and set(h2c_methods) & set(methods):
+    if ea_model is not None and set(H2C_METHODS) & set(methods):
         t = time.perf_counter()
         levels = [ea_model.predict_levels(f) for f in clip.frames]
         ea_ms = 1000 * (time.perf_counter() - t) / len(clip.frames)
@@ -245,7 +252,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
             table = [max(q - s, 0) for q in level_qps]
             return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
                        method, f"shift{s}", bound, extra=extra, ea_ms=ea_ms)
-        for method, extra in h2c_methods.items():
+        for method, extra in H2C_METHODS.items():
             if method in methods:
                 out[method] = report(cheapest_meeting_bound(functools.partial(h2c, method, extra), shifts,
                                                             neighbours))
