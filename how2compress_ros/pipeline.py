@@ -242,8 +242,9 @@ class How2CompressServer:
         if why:
             self._reject("sequence", why)
         st = self.streams.get(stream_id)
-        if st is None or self.sequences.restarts(stream_id, seq, stamp_ns):
-            self.counters.restarts += st is not None
+        restarted = self.sequences.restarts(stream_id, seq, stamp_ns)
+        if st is None or restarted:
+            self.counters.restarts += restarted
             st = self.streams[stream_id] = StreamState(H264Decoder())
         lost = self.sequences.accept(stream_id, seq, stamp_ns)
         if lost:

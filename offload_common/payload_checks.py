@@ -51,6 +51,7 @@ class SequenceTracker:
     def __init__(self):
         self.last: Dict[str, Tuple[int, int]] = {}       # stream -> (seq, capture stamp ns)
         self.run_length: Dict[str, int] = {}             # payloads accepted since the stream (re)started
+        self._restart_note: Optional[str] = None
 
     def check(self, stream_id: str, seq: int, stamp_ns: int = 0) -> Optional[str]:
         """None when ``seq`` may be accepted, else why not (duplicate / reordered)."""
@@ -68,14 +69,20 @@ class SequenceTracker:
         """Record ``seq``; returns how many payloads were lost before it (0 when the stream starts
         or starts over)."""
         last = self.last.get(stream_id)
-        self.last[stream_id] = (seq, stamp_ns)
         starts = last is None or seq <= last[0]
+        if last is not None and starts:                 # starts over (``check`` refused repeats)
+            self._restart_note = self._restart_message(stream_id, seq, self.run_length[stream_id])
+        self.last[stream_id] = (seq, stamp_ns)
         self.run_length[stream_id] = 1 if starts else self.run_length[stream_id] + 1
         return 0 if starts else seq - last[0] - 1
 
-    def restart_message(self, stream_id: str, seq: int, previous_run: int) -> str:
-        """What a server logs when ``stream_id`` starts over at ``seq`` after ``previous_run``
-        payloads of the old run."""
+    def pop_restart_note(self) -> Optional[str]:
+        """What a server should log about the latest stream that started over, once; None if
+        none did since the last call."""
+        note, self._restart_note = self._restart_note, None
+        return note
+
+    def _restart_message(self, stream_id: str, seq: int, previous_run: int) -> str:
         text = (f"stream '{stream_id}' starts over at seq {seq} with a later capture stamp after "
                 f"{previous_run} payloads: ")
         if previous_run < self.SHORT_RUN:

@@ -151,6 +151,11 @@ def test_restarts_close_together_are_reported_as_two_senders():
     for seq in range(40):
         t.accept("det", seq, 100 + seq)
     assert t.restarts("det", 0, 1_000) and not t.restarts("det", 40, 1_000) and not t.restarts("det", 0, 139)
-    long_run = t.restart_message("det", 0, t.run_length["det"])
+    assert t.pop_restart_note() is None
+    for seq in range(3):                                   # the edge restarted after 40 payloads
+        t.accept("det", seq, 1_000 + seq)
+    long_run = t.pop_restart_note()
     assert "after 40 payloads: its edge node restarted" in long_run and "two edges" not in long_run
-    assert "two edges publish stream_id 'det'" in t.restart_message("det", 0, 3)
+    assert t.pop_restart_note() is None                    # said once
+    t.accept("det", 0, 2_000)                              # and again, 3 payloads later
+    assert "two edges publish stream_id 'det'" in t.pop_restart_note()

@@ -55,8 +55,6 @@ class ApproxBitServerNode(Node):
         receive_ns = self.get_clock().now().nanoseconds
         data = bytes(msg.data)
         m = msg.meta
-        restarts = self.server.counters.restarts
-        run = self.server.sequences.run_length.get(m.stream_id, 0)
         try:
             res = self.server.handle(
                 m.stream_id, m.seq, crc32=msg.crc32, data=data, bit_order=msg.bit_order,
@@ -73,8 +71,9 @@ class ApproxBitServerNode(Node):
             self.server.counters.rejected += 1
             self.get_logger().error(f"payload seq {m.seq} failed in decoding: {exc.__class__.__name__}: {exc}")
             res = None
-        if self.server.counters.restarts > restarts:
-            self.get_logger().warning(self.server.sequences.restart_message(m.stream_id, m.seq, run))
+        restart = self.server.sequences.pop_restart_note()
+        if restart:
+            self.get_logger().warning(restart)
         receipt = LinkReceipt()
         fill_receipt(receipt, m, size=len(data), receive_ns=receive_ns, ok=res is not None)
         self.receipt_pub.publish(receipt)

@@ -73,8 +73,6 @@ class How2CompressServerNode(Node):
         receive_ns = self.get_clock().now().nanoseconds
         data = bytes(msg.data)
         ok = False
-        restarts = self.server.counters.restarts
-        run = self.server.sequences.run_length.get(msg.meta.stream_id, 0)
         try:
             results, need_keyframe = self.server.handle(
                 msg.meta.stream_id, msg.meta.seq, data, msg.keyframe, msg.crc32, codec=msg.codec,
@@ -93,9 +91,9 @@ class How2CompressServerNode(Node):
             self.get_logger().error(f"seq {msg.meta.seq} failed ({self.server.counters.failed} so far): "
                                     f"{type(exc).__name__}: {exc}")
             results, need_keyframe = [], False
-        if self.server.counters.restarts > restarts:
-            self.get_logger().warning(self.server.sequences.restart_message(msg.meta.stream_id, msg.meta.seq, run)
-                                      + "; decoding it afresh")
+        restart = self.server.sequences.pop_restart_note()
+        if restart:
+            self.get_logger().warning(f"{restart}; decoding it afresh")
         receipt = LinkReceipt()
         fill_receipt(receipt, msg.meta, size=len(data), receive_ns=receive_ns, ok=ok)
         self.receipt_pub.publish(receipt)
