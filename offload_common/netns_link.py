@@ -22,6 +22,8 @@ import time
 import uuid
 from typing import Dict, List, Optional
 
+from offload_common.process_graph import scope_discovery
+
 
 class LinkSetupError(RuntimeError):
     pass
@@ -168,6 +170,7 @@ class EmulatedLink:
         project's loopback-only Fast DDS profile would keep the two sides apart)."""
         env = dict(os.environ if base is None else base)
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
+        scope_discovery(env)
         env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
         env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
         return env

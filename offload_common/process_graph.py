@@ -41,6 +41,17 @@ class NodeProcess:
         return cmd
 
 
+def scope_discovery(env: Dict[str, str], default: str = "LOCALHOST") -> Dict[str, str]:
+    """Keep DDS discovery in ``env`` to ``ROS_AUTOMATIC_DISCOVERY_RANGE`` (``default`` when
+    unset) under every ROS 2 distro: Iron and newer read that variable, Humble ignores it and
+    reads ``ROS_LOCALHOST_ONLY`` instead, which is then set to match (1 for LOCALHOST, else 0).
+    Returns ``env``, changed in place."""
+    scope = env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", default)
+    if env.get("ROS_DISTRO") == "humble":
+        env["ROS_LOCALHOST_ONLY"] = "1" if scope == "LOCALHOST" else "0"
+    return env
+
+
 def _ros_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -59,7 +70,7 @@ class ProcessGraph:
         self.prefix = list(prefix or [])
         self.echo = echo
         self.env = dict(os.environ if env is None else env)
-        self.env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        scope_discovery(self.env)
         self.env["PYTHONUNBUFFERED"] = "1"
         self.procs: Dict[str, subprocess.Popen] = {}
         self.lines: Dict[str, List[str]] = {}

@@ -58,7 +58,7 @@ class CameraSourceNode(Node):
         self.timer = self.create_timer(1.0 / max(self.p.rate_hz, 1e-3), self._tick)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
-            f"publishing {self.p.source} {self.p.uri or ''} at {self.p.rate_hz:g} Hz on "
+            f"publishing {' '.join(filter(None, (self.p.source, self.p.uri)))} at {self.p.rate_hz:g} Hz on "
             f"{self.pub.topic_name} ({self.p.encoding}, loop={self.p.loop})")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
