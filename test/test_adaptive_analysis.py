@@ -6,6 +6,7 @@ import json
 import pytest
 
 from offload_common.experiments.analysis import load_run, summarize
+from offload_common.monitor.chooser import parse_sla_schedule
 from offload_common.monitor.link_estimator import Ewma
 
 S = 1_000_000_000
@@ -71,13 +72,11 @@ def test_duplicates_are_counted(tmp_path):
 
 
 def test_sla_schedule_parsing():
-    from offload_common.nodes.experiment_recorder import parse_schedule
-
-    assert parse_schedule("60:accuracy:0.95, 0:latency:200") == [(0.0, "latency", 200.0), (60.0, "accuracy", 0.95)]
-    assert parse_schedule("") == []
+    assert parse_sla_schedule("60:accuracy:0.95, 0:latency:200") == [(0.0, "latency", 200.0), (60.0, "accuracy", 0.95)]
+    assert parse_sla_schedule("") == []
     for bad in ("10:latency", "x:latency:1", "5:speed:3"):
         with pytest.raises(ValueError):
-            parse_schedule(bad)
+            parse_sla_schedule(bad)
 
 
 def test_capacity_average_drops_fast_and_rises_slowly():

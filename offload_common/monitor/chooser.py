@@ -31,7 +31,7 @@ Rules that keep the choice stable (documented in README "Link monitor"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 from offload_common.lookup_table import EDGE_ONLY, LookupTable, LutEntry
 from offload_common.monitor.calibration import LatencyCalibrator, Prediction
@@ -52,6 +52,22 @@ class Sla:
             raise ValueError("a latency SLA needs latency_ms > 0")
         if self.kind == SLA_ACCURACY and not 0.0 <= self.accuracy <= 1.0:
             raise ValueError("an accuracy SLA needs accuracy in [0, 1]")
+
+
+def parse_sla_schedule(text: str) -> List[Tuple[float, str, float]]:
+    """An SLA schedule 't_s:kind:value,...' in time order:
+    '60:accuracy:0.95,0:latency:200' -> [(0.0, 'latency', 200.0), (60.0, 'accuracy', 0.95)]."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        try:
+            t, kind, value = item.split(":")
+            entry = (float(t), kind.strip(), float(value))
+        except ValueError:
+            raise ValueError(f"bad SLA schedule entry {item!r}; expected t_s:kind:value") from None
+        if entry[1] not in (SLA_LATENCY, SLA_ACCURACY):
+            raise ValueError(f"bad SLA kind {entry[1]!r} in {item!r}; expected latency or accuracy")
+        out.append(entry)
+    return sorted(out)
 
 
 @dataclass(frozen=True)

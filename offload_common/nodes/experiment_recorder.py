@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import List, Tuple
 
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 
 from edge_offload.msg import ActionResult, DetectionArray, OffloadConfig
+from offload_common.monitor.chooser import parse_sla_schedule
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
 from offload_common.nodes.runner import run_node, stamp_to_ns
@@ -36,26 +36,11 @@ PARAMETERS = (
 )
 
 
-def parse_schedule(text: str) -> List[Tuple[float, str, float]]:
-    """'0:latency:200,60:accuracy:0.95' -> [(0.0, 'latency', 200.0), (60.0, 'accuracy', 0.95)]."""
-    out = []
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        try:
-            t, kind, value = item.split(":")
-            entry = (float(t), kind.strip(), float(value))
-        except ValueError:
-            raise ValueError(f"bad SLA schedule entry {item!r}; expected t_s:kind:value") from None
-        if entry[1] not in ("latency", "accuracy"):
-            raise ValueError(f"bad SLA kind {entry[1]!r} in {item!r}; expected latency or accuracy")
-        out.append(entry)
-    return sorted(out)
-
-
 class ExperimentRecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("experiment_recorder", **kwargs)
         self.p = declare_parameters(self, PARAMETERS)
-        self.schedule = parse_schedule(self.p.sla_schedule)
+        self.schedule = parse_sla_schedule(self.p.sla_schedule)
         self.t0 = self.p.start_unix_s or time.time()
         self.out = open(self.p.output, "a", buffering=1)
         self.counts = {"result": 0, "decision": 0, "sla": 0}
