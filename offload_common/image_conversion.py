@@ -20,6 +20,7 @@ yuv422_yuy2, yuyv   2         packed 4:2:2, Y0 U Y1 V (BT.601, video range)
 """
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -189,7 +190,9 @@ def numpy_to_image_msg(rgb: np.ndarray, encoding: str = "rgb8", *, stamp=None, f
     msg = Image()
     msg.height, msg.width = fields["height"], fields["width"]
     msg.encoding, msg.is_bigendian, msg.step = encoding, fields["is_bigendian"], fields["step"]
-    msg.data = fields["data"]
+    # an array.array('B') is stored as is; bytes would make the generated setter check every
+    # byte in Python (always on Humble): 60 ms for a 640x360 rgb8 frame instead of 0.06 ms
+    msg.data = array.array("B", fields["data"])
     if stamp is not None:
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id

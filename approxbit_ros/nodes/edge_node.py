@@ -24,7 +24,7 @@ from builtin_interfaces.msg import Time
 from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
-from offload_common.nodes.payloads import fill_header
+from offload_common.nodes.payloads import fill_header, uint8_array
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sensor_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest
@@ -146,7 +146,7 @@ class ApproxBitEdgeNode(Node):
         msg.clip_first_stamp = Time(sec=clip.first_stamp_ns // 1_000_000_000,
                                     nanosec=clip.first_stamp_ns % 1_000_000_000)
         msg.crc32 = f["crc32"]
-        msg.data = f["data"]
+        msg.data = uint8_array(f["data"])
         return msg
 
     def destroy_node(self):

@@ -26,7 +26,7 @@ from how2compress_ros.pipeline import ConfigIdError, EdgeSettings, How2CompressE
 from offload_common.lookup_table import EDGE_ONLY
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
-from offload_common.nodes.payloads import fill_header
+from offload_common.nodes.payloads import fill_header, uint8_array
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest
@@ -173,14 +173,14 @@ class How2CompressEdgeNode(Node):
         msg.keyframe = pl.keyframe
         msg.frame_index = pl.frame_index
         msg.gop = pl.gop
-        msg.level_qps = bytes(pl.config.level_qps)
+        msg.level_qps = uint8_array(pl.config.level_qps)
         msg.base_qp = pl.config.level_qps[0]
         msg.mb_cols, msg.mb_rows = msg.coded_width // 16, msg.coded_height // 16
         if self.p.send_emphasis_map and pl.levels is not None:
-            msg.emphasis_map = pl.levels.astype("uint8").tobytes()
+            msg.emphasis_map = uint8_array(pl.levels.astype("uint8").tobytes())
         msg.map_age = pl.map_age
         msg.crc32 = pl.crc32
-        msg.data = pl.data
+        msg.data = uint8_array(pl.data)
         return msg
 
     def destroy_node(self):

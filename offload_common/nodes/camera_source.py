@@ -14,7 +14,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from offload_common.frame_sources import SOURCE_KINDS, FrameStream, open_source
-from offload_common.image_conversion import array_to_image_fields, from_rgb
+from offload_common.image_conversion import from_rgb, numpy_to_image_msg
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import SENSOR_QOS
 from offload_common.nodes.runner import run_node
@@ -90,12 +90,8 @@ class CameraSourceNode(Node):
             self.get_logger().info(f"end of source after {self.published} frames; stopping")
             self.timer.cancel()
             return
-        fields = array_to_image_fields(from_rgb(frame.rgb, self.p.encoding), self.p.encoding)
-        msg = Image(height=fields["height"], width=fields["width"], encoding=fields["encoding"],
-                    is_bigendian=fields["is_bigendian"], step=fields["step"])
-        msg.data = fields["data"]
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.p.frame_id
+        msg = numpy_to_image_msg(frame.rgb, self.p.encoding, stamp=self.get_clock().now().to_msg(),
+                                 frame_id=self.p.frame_id)
         self.pub.publish(msg)
         if self.truth is not None and frame.label is not None:
             stamp = msg.header.stamp

@@ -30,6 +30,7 @@ from offload_common.monitor import (CalibrationSettings, ChooserSettings, Config
                                     LatencyCalibrator, LinkEstimator, Sla, read_interface_bytes)
 from offload_common.nodes.link_echo import PROBE_QOS
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
+from offload_common.nodes.payloads import uint8_array
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
 from offload_common.nodes.runner import run_node, stamp_to_ns
 
@@ -184,7 +185,7 @@ class LinkMonitorNode(Node):
         for _ in range(2 if large else 1):
             msg = LinkProbe(stream_id="probe", seq=self.probe_seq)
             if large:
-                msg.padding = bytes(self.p.capacity_probe_bytes)
+                msg.padding = uint8_array(bytes(self.p.capacity_probe_bytes))
             msg.header.stamp = self.get_clock().now().to_msg()
             self.probe_pub.publish(msg)
             self.probe_seq += 1
