@@ -12,6 +12,9 @@ if ROOT not in sys.path:
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30, 99)))
+# Messages check every field's type on assignment, as Humble always does (newer distros only with
+# this variable): a node that would fail on Humble fails here too.
+os.environ.setdefault("ROS_PYTHON_CHECK_FIELDS", "1")
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(ROOT, "config", "fastdds_localhost.xml"))
 
 
