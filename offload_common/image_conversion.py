@@ -182,6 +182,14 @@ def array_to_image_fields(arr: np.ndarray, encoding: str, *, big_endian: bool = 
     }
 
 
+def uint8_array(data) -> array.array:
+    """``data`` (bytes-like or a sequence of ints) as the ``array.array('B')`` a ``uint8[]``
+    message field stores as is. Assigning bytes instead makes the generated setter check every
+    byte in Python (always on Humble, on newer distros with ROS_PYTHON_CHECK_FIELDS=1): 60 ms for
+    a 640x360 rgb8 image instead of 0.06 ms."""
+    return array.array("B", data)
+
+
 def numpy_to_image_msg(rgb: np.ndarray, encoding: str = "rgb8", *, stamp=None, frame_id: str = ""):
     """Build a ``sensor_msgs.msg.Image`` from an RGB8 array, converting to ``encoding``."""
     from sensor_msgs.msg import Image  # lazy: library stays importable without ROS
@@ -190,9 +198,7 @@ def numpy_to_image_msg(rgb: np.ndarray, encoding: str = "rgb8", *, stamp=None, f
     msg = Image()
     msg.height, msg.width = fields["height"], fields["width"]
     msg.encoding, msg.is_bigendian, msg.step = encoding, fields["is_bigendian"], fields["step"]
-    # an array.array('B') is stored as is; bytes would make the generated setter check every
-    # byte in Python (always on Humble): 60 ms for a 640x360 rgb8 frame instead of 0.06 ms
-    msg.data = array.array("B", fields["data"])
+    msg.data = uint8_array(fields["data"])
     if stamp is not None:
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id

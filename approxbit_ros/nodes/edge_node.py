@@ -22,9 +22,10 @@ from approxbit_ros.nodes.results import fill_action_result
 from approxbit_ros.pipeline import ApproxBitEdge, ClipBuffer
 from builtin_interfaces.msg import Time
 from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
+from offload_common.image_conversion import uint8_array
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
-from offload_common.nodes.payloads import fill_header, uint8_array
+from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sensor_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest

@@ -23,10 +23,11 @@ from edge_offload.msg import DetectionArray, EncodedFrame, KeyframeRequest, Offl
 from how2compress_ros.detectors.factory import DETECTOR_NAMES, make_detector
 from how2compress_ros.nodes.detections import fill_detection_array
 from how2compress_ros.pipeline import ConfigIdError, EdgeSettings, How2CompressEdge
+from offload_common.image_conversion import uint8_array
 from offload_common.lookup_table import EDGE_ONLY
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
-from offload_common.nodes.payloads import fill_header, uint8_array
+from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest

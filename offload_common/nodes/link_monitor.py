@@ -25,12 +25,12 @@ from rclpy.node import Node
 from std_msgs.msg import Float32
 
 from edge_offload.msg import ActionResult, DetectionArray, LinkProbe, LinkReceipt, OffloadConfig
+from offload_common.image_conversion import uint8_array
 from offload_common.lookup_table import EDGE_ONLY, LookupTable
 from offload_common.monitor import (CalibrationSettings, ChooserSettings, ConfigurationChooser, EstimatorSettings,
                                     LatencyCalibrator, LinkEstimator, Sla, read_interface_bytes)
 from offload_common.nodes.link_echo import PROBE_QOS
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
-from offload_common.nodes.payloads import uint8_array
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
 from offload_common.nodes.runner import run_node, stamp_to_ns
 

@@ -2,18 +2,9 @@
 LinkReceipt), shared by the ApproxBit and How2Compress nodes."""
 from __future__ import annotations
 
-import array
-
 from builtin_interfaces.msg import Time
 
 from offload_common.nodes.runner import stamp_to_ns
-
-
-def uint8_array(data) -> array.array:
-    """``data`` (bytes-like or a sequence of ints) as the ``array.array('B')`` a ``uint8[]``
-    message field stores as is. Assigning bytes instead makes the generated setter check every
-    byte in Python: always on Humble, on newer distros with ROS_PYTHON_CHECK_FIELDS=1."""
-    return array.array("B", data)
 
 
 def fill_header(meta, *, stamp, frame_id: str, stream_id: str, seq: int, config_id: str, clock,
