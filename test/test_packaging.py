@@ -144,3 +144,25 @@ def test_parameter_docs_are_current():
 
     rc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_param_docs.py"), "--check"]).returncode
     assert rc == 0, "docs/parameters.md is stale: run tools/ros_env.sh python tools/gen_param_docs.py"
+
+
+def requirement_names(path):
+    """{name: version pin or None} of a pip requirements file (comments and markers dropped)."""
+    found = {}
+    for line in open(os.path.join(ROOT, path)):
+        line = line.split("#")[0].split(";")[0].strip()
+        if line:
+            name, _, pin = line.partition("==")
+            found[name.strip()] = pin.strip() or None
+    return found
+
+
+def test_jazzy_wheels_list_the_default_wheels_pinned_to_jazzy():
+    """requirements-ros-jazzy.txt (the older-distro check) keeps up with requirements-ros.txt:
+    the same packages, each ROS wheel pinned, so pip cannot mix in the newer distro's."""
+    default = requirement_names("requirements-ros.txt")
+    jazzy = requirement_names("requirements-ros-jazzy.txt")
+    kilted_only = {"ros-ament-cmake-ros-core"}  # new in Kilted; Jazzy's ament_cmake_ros holds it
+    assert set(default) - kilted_only <= set(jazzy)
+    unpinned = [name for name, pin in jazzy.items() if name.startswith("ros-") and pin is None]
+    assert not unpinned, unpinned
