@@ -5,9 +5,10 @@
 # traffic leaves this machine.
 SHELL := /bin/bash
 PYTHON ?= python3
-# ROS 2 wheels: Kilted by default; requirements-ros-jazzy.txt checks against Jazzy (fresh clone).
-ROS_REQUIREMENTS ?= requirements-ros.txt
 VENV := .venv
+# ROS 2 wheels: Kilted by default; requirements-ros-jazzy.txt checks against Jazzy (fresh clone).
+# Later runs keep the distro the .venv was made with.
+ROS_REQUIREMENTS ?= $(or $(shell cat $(VENV)/.ros-requirements 2>/dev/null),requirements-ros.txt)
 RUN := tools/ros_env.sh
 PYTEST_ARGS ?=
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
