@@ -19,6 +19,7 @@ from approxbit_ros.codec.wire import ENCODING_BITS, ENCODING_FLOAT32, BinaryPayl
 from approxbit_ros.configurations import EDGE_ONLY, Configuration, ConfigurationSet
 from offload_common.payload_checks import (SUPPORTED_FORMAT_VERSION, PayloadCounters, PayloadRejected,
                                            SequenceTracker)
+from offload_common.torch_device import stage_time
 
 MAX_FEATURE_ELEMENTS = 1 << 24
 
@@ -133,18 +134,19 @@ class ApproxBitEdge:
     @torch.no_grad()
     def process(self, frames: np.ndarray) -> EdgeOutput:
         cid = self.config_id
+        device = self.configs.device
         t0 = time.perf_counter()
         x = clip_tensor(frames, self.configs.backbone)
-        t1 = time.perf_counter()
+        t1 = stage_time(device)
         bb = self.configs.backbone
         if cid == EDGE_ONLY:
             logits = bb(x)
-            t2 = time.perf_counter()
+            t2 = stage_time(device)
             return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
                               _ms(t0, t1), _ms(t1, t2), 0.0)
         c = self.configs.get(cid)
         feats = bb.edge(x, c.offload_point)
-        t2 = time.perf_counter()
+        t2 = stage_time(device)
         if c.kind == "float32":
             payload = BinaryPayload.from_floats(feats[0].cpu().numpy(), half=False)
         elif c.kind == "deepcod":
@@ -220,7 +222,7 @@ class ApproxBitServer:
             raise self.counters.reject("payload", str(exc)) from None
         fs = tuple(int(s) for s in fields["feature_shape"])
         feats = codes.float() if c.kind == "float32" else c.decoder(codes.float(), fs)
-        t1 = time.perf_counter()
+        t1 = stage_time(self.configs.device)
         logits = self.configs.backbone.server(feats, c.offload_point)
         pred = predict_topk(logits, self.configs.labels, self.topk)
         t2 = time.perf_counter()

@@ -17,6 +17,7 @@ def main(argv=None) -> int:
 
     from approxbit_ros.configurations import ConfigurationSet, warm_up
     from approxbit_ros.profiling import profile_configurations
+    from offload_common.torch_device import resolve_device
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True, help="backbone folder with configs/")
@@ -24,10 +25,14 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=1300, help="test clips for accuracy (multiple of 13)")
     ap.add_argument("--timing-clips", type=int, default=40, help="clips timed per configuration")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the nodes use 1)")
-    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:N)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    configs = ConfigurationSet.from_pretrained(args.backbone).to(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        ap.error(str(exc))
+    configs = ConfigurationSet.from_pretrained(args.backbone).to(device)
     warm_up(configs)
     t0 = time.time()
     print(f"{'config':24s} {'top-1':>6s} {'top-5':>6s} {'bytes':>8s} {'edge':>7s} {'enc':>6s} {'dec':>7s} "

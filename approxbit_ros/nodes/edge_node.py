@@ -29,6 +29,7 @@ from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sensor_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest
+from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
@@ -54,9 +55,10 @@ class ApproxBitEdgeNode(Node):
         self.p = declare_parameters(self, PARAMETERS)
         import torch
 
+        device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
-        self.configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(self.p.device)
+        self.configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
         self.configs.clip_frames, self.configs.clip_size = self.p.clip_frames, self.p.clip_size
         warm_up(self.configs)
         self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk)

@@ -21,6 +21,7 @@ from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.payload_checks import PayloadRejected
+from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
@@ -39,9 +40,10 @@ class ApproxBitServerNode(Node):
         self.p = declare_parameters(self, PARAMETERS)
         import torch
 
+        device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
-        configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(self.p.device)
+        configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
         warm_up(configs)
         self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk)
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)

@@ -124,9 +124,10 @@ class EmphasisModel(nn.Module):
 
     @torch.no_grad()
     def predict_levels(self, rgb: np.ndarray) -> np.ndarray:
-        """Emphasis level per macroblock, (rows, cols) uint8, for one RGB uint8 frame."""
-        logits = self.forward(images_to_tensor([np.asarray(rgb, dtype=np.uint8)]))
-        return logits.argmax(dim=1)[0].to(torch.uint8).numpy()
+        """Emphasis level per macroblock, (rows, cols) uint8, for one RGB uint8 frame (the model
+        runs on the device its weights are on)."""
+        x = images_to_tensor([np.asarray(rgb, dtype=np.uint8)]).to(self.head.weight.device)
+        return self.forward(x).argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
 
     # -- persistence ---------------------------------------------------------------------------
     def save_pretrained(self, folder: str, extra: Optional[dict] = None) -> None:

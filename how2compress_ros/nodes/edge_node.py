@@ -31,6 +31,7 @@ from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest
+from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
     Param("model_path", "", "EA model folder (config.json + model.safetensors); empty: uniform QP only",
@@ -45,6 +46,7 @@ PARAMETERS = (
     Param("bframes", 0, "x264 B-frames (0 for lowest latency)", read_only=True),
     Param("threads", 1, "x264 threads", read_only=True),
     Param("fps", 15.0, "nominal frame rate given to the encoder", read_only=True),
+    Param("device", "cpu", "torch device for the EA model (cpu, cuda, cuda:0)", read_only=True),
     Param("torch_threads", 2, "CPU threads for the EA model", read_only=True),
     Param("queue_size", 2, "frames waiting for the encoder; older frames are dropped", read_only=True),
     Param("send_emphasis_map", False, "include the emphasis map in every EncodedFrame", read_only=True),
@@ -62,6 +64,7 @@ class How2CompressEdgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("h2c_edge", **kwargs)
         self.p = declare_parameters(self, PARAMETERS)
+        device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
         model = None
         if self.p.model_path:
             import torch
@@ -69,7 +72,7 @@ class How2CompressEdgeNode(Node):
             from how2compress_ros.emphasis.model import EmphasisModel
 
             torch.set_num_threads(self.p.torch_threads)
-            model = EmphasisModel.from_pretrained(resolve_data_path(self.p.model_path))
+            model = EmphasisModel.from_pretrained(resolve_data_path(self.p.model_path)).to(device)
         settings = EdgeSettings(gop=self.p.gop, preset=self.p.preset, bframes=self.p.bframes,
                                 threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
         self.edge = How2CompressEdge(model, settings, self.p.config_id, list(self.p.level_qps))
@@ -91,7 +94,7 @@ class How2CompressEdgeNode(Node):
         self._worker = threading.Thread(target=self._work, daemon=True)
         self._worker.start()
         self.get_logger().info(f"How2Compress edge: config {self.edge.config.config_id}, "
-                               f"model {'loaded' if model else 'none'}, map reuse {self.p.map_reuse}, "
+                               f"model {f'on {self.p.device}' if model else 'none'}, map reuse {self.p.map_reuse}, "
                                f"edge-only detector {self.detector.name if self.detector else 'none'}")
 
     def _on_image(self, msg: Image) -> None:
