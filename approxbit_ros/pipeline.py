@@ -122,8 +122,12 @@ class EdgeOutput:
 
 
 class ApproxBitEdge:
-    def __init__(self, configs: ConfigurationSet, config_id: str, topk: int = 5):
-        self.configs, self.topk = configs, topk
+    """Clips -> the active configuration's payload (or the edge_only prediction). ``runtime``: an
+    ``OnnxEdgeRuntime`` of the same configurations to run them on ONNX Runtime instead of torch
+    (same payloads; pre-processing is then part of the model time)."""
+
+    def __init__(self, configs: ConfigurationSet, config_id: str, topk: int = 5, runtime=None):
+        self.configs, self.topk, self.runtime = configs, topk, runtime
         self.set_config(config_id)
 
     def set_config(self, config_id: str) -> None:
@@ -133,6 +137,8 @@ class ApproxBitEdge:
 
     @torch.no_grad()
     def process(self, frames: np.ndarray) -> EdgeOutput:
+        if self.runtime is not None:
+            return self._process_onnx(frames)
         cid = self.config_id
         device = self.configs.device
         t0 = time.perf_counter()
@@ -153,6 +159,29 @@ class ApproxBitEdge:
             payload = BinaryPayload.from_floats(c.encoder.encode(feats)[0].cpu().numpy(), half=False)
         else:
             payload = BinaryPayload.from_bits(c.encoder.encode_bits(feats)[0].cpu().numpy())
+        t3 = time.perf_counter()
+        return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
+                          _ms(t2, t3))
+
+    def _process_onnx(self, frames: np.ndarray) -> EdgeOutput:
+        cid, rt = self.config_id, self.runtime
+        t0 = time.perf_counter()
+        clip = np.ascontiguousarray(frames, dtype=np.uint8)[None]
+        t1 = time.perf_counter()
+        if cid == EDGE_ONLY:
+            logits = torch.from_numpy(rt.logits(clip))
+            t2 = time.perf_counter()
+            return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
+                              _ms(t0, t1), _ms(t1, t2), 0.0)
+        c = self.configs.get(cid)
+        feats = rt.features(clip, c.offload_point)
+        t2 = time.perf_counter()
+        if c.kind == "float32":
+            payload = BinaryPayload.from_floats(feats[0], half=False)
+        elif c.kind == "deepcod":
+            payload = BinaryPayload.from_floats(rt.encode(cid, feats)[0], half=False)
+        else:
+            payload = BinaryPayload.from_bits(rt.encode(cid, feats)[0])
         t3 = time.perf_counter()
         return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
                           _ms(t2, t3))

@@ -31,6 +31,8 @@ from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.work_queue import put_dropping_oldest
 from offload_common.torch_device import resolve_device
 
+EDGE_RUNTIMES = ("torch", "onnxruntime")
+
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
           "backbone folder (config.json, model.safetensors, configs/)", read_only=True),
@@ -42,6 +44,10 @@ PARAMETERS = (
     Param("topk", 5, "classes in edge-only results", read_only=True),
     Param("device", "cpu", "torch device for the models (cpu, cuda, cuda:0)", read_only=True),
     Param("torch_threads", 2, "CPU threads for the models", read_only=True),
+    Param("edge_runtime", "torch", "what runs the edge half: torch, or onnxruntime (exported at start-up; "
+          "device must then be cpu, onnx_providers pick the hardware)", read_only=True),
+    Param("onnx_providers", ["CPUExecutionProvider"], "ONNX Runtime execution providers in order of preference "
+          "(e.g. TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider)", read_only=True),
     Param("image_queue_depth", 32, "camera frames the subscription holds while the node is busy (sensor QoS)",
           read_only=True),
     Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True),
@@ -56,12 +62,19 @@ class ApproxBitEdgeNode(Node):
         import torch
 
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
+        if self.p.edge_runtime not in EDGE_RUNTIMES:
+            raise ValueError(f"edge_runtime {self.p.edge_runtime!r}: expected one of {', '.join(EDGE_RUNTIMES)}")
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
         self.configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
         self.configs.clip_frames, self.configs.clip_size = self.p.clip_frames, self.p.clip_size
         warm_up(self.configs)
-        self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk)
+        runtime = None
+        if self.p.edge_runtime == "onnxruntime":
+            from approxbit_ros.onnx_edge import OnnxEdgeRuntime
+
+            runtime = OnnxEdgeRuntime(self.configs, list(self.p.onnx_providers), self.p.torch_threads)
+        self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk, runtime=runtime)
         self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
         self.images = ImageReceiver(self.get_logger())
         self.seq = 0
@@ -77,7 +90,8 @@ class ApproxBitEdgeNode(Node):
         self._worker.start()
         self.get_logger().info(f"ApproxBit edge: {len(self.configs.ids)} configurations preloaded in "
                                f"{time.perf_counter() - t:.1f} s ({', '.join(self.configs.ids)}); "
-                               f"active {self.edge.config_id}")
+                               f"active {self.edge.config_id}; edge half on "
+                               f"{', '.join(runtime.providers) if runtime else f'torch ({device})'}")
 
     def _on_image(self, msg: Image) -> None:
         rgb = self.images.to_rgb(msg)

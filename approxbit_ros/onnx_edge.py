@@ -1,0 +1,128 @@
+"""The ApproxBit edge half on ONNX Runtime: the same preloaded configurations, exported in
+memory at start-up and run by whichever execution providers the edge has — ``CPUExecutionProvider``
+here, ``CUDAExecutionProvider`` / ``TensorrtExecutionProvider`` with onnxruntime-gpu on a Jetson.
+
+Per offload point one session runs pre-processing + the backbone up to that point; per
+configuration one session runs its binary encoder (bits, or DeepCOD's float codes); one more
+runs the whole backbone for edge_only. The float32 (DNN-Surgery) configurations send the
+features as they are. No ROS; the torch path (``ApproxBitEdge`` without a runtime) is the
+reference the tests compare against.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Dict, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from approxbit_ros.configurations import ConfigurationSet
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+OPSET = 17
+
+
+class _BackboneEdge(nn.Module):
+    """uint8 clip (1, T, H, W, 3) -> feature map at offload point ``o``."""
+
+    def __init__(self, backbone, o: int):
+        super().__init__()
+        self.backbone, self.o = backbone, o
+
+    def forward(self, clip):
+        return self.backbone.edge(self.backbone.preprocess(clip), self.o)
+
+
+class _BackboneFull(nn.Module):
+    """uint8 clip -> class logits (edge_only)."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, clip):
+        return self.backbone(self.backbone.preprocess(clip))
+
+
+class _Encode(nn.Module):
+    """Feature map -> what the configuration transmits (uint8 bits or float codes)."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, feats):
+        return self.encoder.encode(feats)
+
+
+def check_providers(providers: Sequence[str]) -> list:
+    """``providers`` if this onnxruntime has them all, else ``ValueError`` naming what it has."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    missing = [p for p in providers if p not in have]
+    if not providers or missing:
+        raise ValueError(f"ONNX Runtime providers {missing or list(providers)} not available; this onnxruntime "
+                         f"has {', '.join(have)} (onnxruntime-gpu brings CUDA / TensorRT)")
+    return list(providers)
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
+    """``module`` as an ONNX model (bytes), traced at the example's shape."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module.eval(), (example,), buf, dynamo=False, opset_version=OPSET,
+                          input_names=["input"], output_names=["output"])
+    return buf.getvalue()
+
+
+class OnnxEdgeRuntime:
+    """Every configuration of ``configs`` for clips of ``configs.clip_frames`` x
+    ``configs.clip_size``², as ONNX Runtime sessions (exported from the torch modules on the CPU)."""
+
+    def __init__(self, configs: ConfigurationSet, providers: Sequence[str] = DEFAULT_PROVIDERS, threads: int = 1):
+        import onnxruntime as ort
+
+        self.providers = check_providers(providers)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.log_severity_level = 3
+
+        def session(module, example):
+            try:
+                model = export_onnx(module, example)
+            except Exception as exc:
+                raise RuntimeError(f"backbone {configs.name!r} does not export to ONNX: {exc}") from exc
+            return ort.InferenceSession(model, options, providers=self.providers)
+
+        bb = configs.backbone
+        if next(bb.parameters()).device.type != "cpu":
+            raise ValueError("export from a configuration set on the CPU; ONNX Runtime's providers pick the GPU")
+        clip = torch.zeros(1, configs.clip_frames, configs.clip_size, configs.clip_size, 3, dtype=torch.uint8)
+        self._edge: Dict[int, object] = {}
+        self._encode: Dict[str, object] = {}
+        with torch.no_grad():
+            for c in configs.configurations.values():
+                if c.offload_point not in self._edge:
+                    self._edge[c.offload_point] = session(_BackboneEdge(bb, c.offload_point), clip)
+                if c.encoder is not None:
+                    feats = bb.edge(bb.preprocess(clip), c.offload_point)
+                    self._encode[c.config_id] = session(_Encode(c.encoder), feats)
+            self._full = session(_BackboneFull(bb), clip)
+
+    @staticmethod
+    def _run(sess, x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {"input": x})[0]
+
+    def features(self, clip: np.ndarray, offload_point: int) -> np.ndarray:
+        """(1, T, H, W, 3) uint8 -> (1, C, T', H', W') float32 feature map."""
+        return self._run(self._edge[offload_point], clip)
+
+    def encode(self, config_id: str, feats: np.ndarray) -> np.ndarray:
+        return self._run(self._encode[config_id], feats)
+
+    def logits(self, clip: np.ndarray) -> np.ndarray:
+        return self._run(self._full, clip)
