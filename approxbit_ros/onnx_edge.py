@@ -11,6 +11,7 @@ reference the tests compare against.
 from __future__ import annotations
 
 import io
+import time
 import warnings
 from typing import Dict, Sequence
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from approxbit_ros.configurations import ConfigurationSet
+from approxbit_ros.configurations import Configuration, ConfigurationSet
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 OPSET = 17
@@ -104,25 +105,35 @@ class OnnxEdgeRuntime:
         clip = torch.zeros(1, configs.clip_frames, configs.clip_size, configs.clip_size, 3, dtype=torch.uint8)
         self._edge: Dict[int, object] = {}
         self._encode: Dict[str, object] = {}
+        example_feats: Dict[int, torch.Tensor] = {}         # the encoders' example input, per offload point
         with torch.no_grad():
             for c in configs.configurations.values():
-                if c.offload_point not in self._edge:
-                    self._edge[c.offload_point] = session(_BackboneEdge(bb, c.offload_point), clip)
+                o = c.offload_point
+                if o not in self._edge:
+                    self._edge[o] = session(_BackboneEdge(bb, o), clip)
+                    example_feats[o] = bb.edge(bb.preprocess(clip), o)
                 if c.encoder is not None:
-                    feats = bb.edge(bb.preprocess(clip), c.offload_point)
-                    self._encode[c.config_id] = session(_Encode(c.encoder), feats)
+                    self._encode[c.config_id] = session(_Encode(c.encoder), example_feats[o])
             self._full = session(_BackboneFull(bb), clip)
 
     @staticmethod
     def _run(sess, x: np.ndarray) -> np.ndarray:
         return sess.run(None, {"input": x})[0]
 
+    # the methods of pipeline.TorchEdgeRuntime, which ApproxBitEdge calls
+    def clock(self) -> float:
+        return time.perf_counter()                        # sess.run returns when the work is done
+
+    def prepare(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames -> the sessions' (1, T, H, W, 3) input."""
+        return np.ascontiguousarray(frames, dtype=np.uint8)[None]
+
     def features(self, clip: np.ndarray, offload_point: int) -> np.ndarray:
         """(1, T, H, W, 3) uint8 -> (1, C, T', H', W') float32 feature map."""
         return self._run(self._edge[offload_point], clip)
 
-    def encode(self, config_id: str, feats: np.ndarray) -> np.ndarray:
-        return self._run(self._encode[config_id], feats)
+    def transmitted(self, c: Configuration, feats: np.ndarray) -> np.ndarray:
+        return (feats if c.encoder is None else self._run(self._encode[c.config_id], feats))[0]
 
-    def logits(self, clip: np.ndarray) -> np.ndarray:
-        return self._run(self._full, clip)
+    def logits(self, clip: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self._run(self._full, clip))

@@ -121,13 +121,40 @@ class EdgeOutput:
                     crc32=p.crc32, data=p.data)
 
 
+class TorchEdgeRuntime:
+    """The edge half on PyTorch, on the device the configurations are on (the default runtime).
+    ``OnnxEdgeRuntime`` (``onnx_edge.py``) has the same methods."""
+
+    def __init__(self, configs: ConfigurationSet):
+        self.configs = configs
+
+    def clock(self) -> float:
+        """The stage clock (waits for queued GPU work)."""
+        return stage_time(self.configs.device)
+
+    def prepare(self, frames: np.ndarray) -> torch.Tensor:
+        return clip_tensor(frames, self.configs.backbone)
+
+    def features(self, x: torch.Tensor, offload_point: int) -> torch.Tensor:
+        return self.configs.backbone.edge(x, offload_point)
+
+    def transmitted(self, c: Configuration, feats: torch.Tensor) -> np.ndarray:
+        """What configuration ``c`` sends for one clip: its codes (bits or float codes), or the
+        features themselves when it has no encoder (float32)."""
+        return (feats if c.encoder is None else c.encoder.encode(feats))[0].cpu().numpy()
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.configs.backbone(x)
+
+
 class ApproxBitEdge:
-    """Clips -> the active configuration's payload (or the edge_only prediction). ``runtime``: an
-    ``OnnxEdgeRuntime`` of the same configurations to run them on ONNX Runtime instead of torch
-    (same payloads; pre-processing is then part of the model time)."""
+    """Clips -> the active configuration's payload (or the edge_only prediction). ``runtime``:
+    what runs the edge half, ``TorchEdgeRuntime`` by default, or an ``OnnxEdgeRuntime`` of the
+    same configurations (same payloads; pre-processing is then part of the model time)."""
 
     def __init__(self, configs: ConfigurationSet, config_id: str, topk: int = 5, runtime=None):
-        self.configs, self.topk, self.runtime = configs, topk, runtime
+        self.configs, self.topk = configs, topk
+        self.runtime = runtime or TorchEdgeRuntime(configs)
         self.set_config(config_id)
 
     def set_config(self, config_id: str) -> None:
@@ -137,51 +164,20 @@ class ApproxBitEdge:
 
     @torch.no_grad()
     def process(self, frames: np.ndarray) -> EdgeOutput:
-        if self.runtime is not None:
-            return self._process_onnx(frames)
-        cid = self.config_id
-        device = self.configs.device
-        t0 = time.perf_counter()
-        x = clip_tensor(frames, self.configs.backbone)
-        t1 = stage_time(device)
-        bb = self.configs.backbone
-        if cid == EDGE_ONLY:
-            logits = bb(x)
-            t2 = stage_time(device)
-            return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
-                              _ms(t0, t1), _ms(t1, t2), 0.0)
-        c = self.configs.get(cid)
-        feats = bb.edge(x, c.offload_point)
-        t2 = stage_time(device)
-        if c.kind == "float32":
-            payload = BinaryPayload.from_floats(feats[0].cpu().numpy(), half=False)
-        elif c.kind == "deepcod":
-            payload = BinaryPayload.from_floats(c.encoder.encode(feats)[0].cpu().numpy(), half=False)
-        else:
-            payload = BinaryPayload.from_bits(c.encoder.encode_bits(feats)[0].cpu().numpy())
-        t3 = time.perf_counter()
-        return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
-                          _ms(t2, t3))
-
-    def _process_onnx(self, frames: np.ndarray) -> EdgeOutput:
         cid, rt = self.config_id, self.runtime
         t0 = time.perf_counter()
-        clip = np.ascontiguousarray(frames, dtype=np.uint8)[None]
-        t1 = time.perf_counter()
+        x = rt.prepare(frames)
+        t1 = rt.clock()
         if cid == EDGE_ONLY:
-            logits = torch.from_numpy(rt.logits(clip))
-            t2 = time.perf_counter()
+            logits = rt.logits(x)
+            t2 = rt.clock()
             return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
                               _ms(t0, t1), _ms(t1, t2), 0.0)
         c = self.configs.get(cid)
-        feats = rt.features(clip, c.offload_point)
-        t2 = time.perf_counter()
-        if c.kind == "float32":
-            payload = BinaryPayload.from_floats(feats[0], half=False)
-        elif c.kind == "deepcod":
-            payload = BinaryPayload.from_floats(rt.encode(cid, feats)[0], half=False)
-        else:
-            payload = BinaryPayload.from_bits(rt.encode(cid, feats)[0])
+        feats = rt.features(x, c.offload_point)
+        t2 = rt.clock()
+        codes = rt.transmitted(c, feats)
+        payload = BinaryPayload.from_floats(codes, half=False) if c.float_codes else BinaryPayload.from_bits(codes)
         t3 = time.perf_counter()
         return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
                           _ms(t2, t3))
