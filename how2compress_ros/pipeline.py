@@ -118,7 +118,8 @@ class How2CompressEdge:
     def set_config(self, config_id: str) -> H2CConfig:
         cfg = parse_config_id(config_id, self.level_qps)
         if cfg.uses_emphasis and self.model is None:
-            raise ConfigIdError(f"{config_id} needs an EA model and none is loaded")
+            raise ConfigIdError(f"{config_id} needs an EA model and none is loaded (set model_path, or choose "
+                                f"uniform/qp<QP> or edge_only)")
         self.config = cfg
         return cfg
 

@@ -34,7 +34,8 @@ from offload_common.nodes.work_queue import put_dropping_oldest
 from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
-    Param("model_path", "", "EA model folder (config.json + model.safetensors); empty: uniform QP only",
+    Param("model_path", "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes",
+          "EA model folder (config.json + model.safetensors); empty: uniform/qp<QP> and edge_only only",
           read_only=True),
     Param("config_id", "h2c/base45", "initial configuration: h2c/base<QP>, uniform/qp<QP> or edge_only"),
     Param("stream_id", "det", "stream id in payloads and monitor decisions", read_only=True),

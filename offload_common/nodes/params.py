@@ -2,9 +2,10 @@
 (the node module's ``PARAMETERS``), documented, and checkable by tests against config/*.yaml."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any, Iterable, List
 
 from rcl_interfaces.msg import ParameterDescriptor
 
@@ -18,13 +19,33 @@ class Param:
 
 
 def declare_parameters(node, specs: Iterable[Param]) -> SimpleNamespace:
-    """Declare every parameter of ``specs`` on ``node`` and return their current values."""
+    """Declare every parameter of ``specs`` on ``node`` and return their current values. Values
+    given for parameters the node does not have (``-p fsp:=5``, a stale YAML key) are logged as a
+    warning naming the closest parameter: ROS ignores them silently."""
     values = {}
     for spec in specs:
         desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
         param = node.declare_parameter(spec.name, spec.default, desc)
         values[spec.name.replace(".", "_")] = param.value
+    for line in unknown_overrides(node):
+        node.get_logger().warning(line)
     return SimpleNamespace(**values)
+
+
+def unknown_overrides(node) -> List[str]:
+    """One line per parameter value given to ``node`` (command line, YAML, launch file) that no
+    declared parameter takes. rclpy keeps the given values in ``Node._parameter_overrides`` (since
+    Humble); where it does not, nothing is reported."""
+    given = getattr(node, "_parameter_overrides", None) or {}
+    declared = list(node.list_parameters([], 0).names)
+    lines = []
+    for name in sorted(given):
+        if node.has_parameter(name) or name.startswith("qos_overrides."):
+            continue
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        lines.append(f"parameter '{name}' is not a parameter of {node.get_name()} and is ignored{hint}")
+    return lines
 
 
 def parameter_names(specs: Iterable[Param]) -> set:

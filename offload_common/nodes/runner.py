@@ -1,6 +1,8 @@
 """Entry-point helper: init rclpy with the process arguments (so ``--ros-args`` work), spin a
 node until Ctrl-C, shutdown, or until the node sets ``finished`` (then exit with its
-``exit_code``)."""
+``exit_code``). A node that cannot start for a reason the user can fix (a bad parameter value or
+type, a missing file or package) exits 1 with one ``[FATAL]`` line; anything else also prints
+its traceback."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +10,11 @@ import traceback
 from typing import Callable, Optional, Sequence
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+
+# start-up errors whose message says all a user needs: no traceback for these
+USER_ERRORS = (ValueError, OSError, ImportError, ParameterException)
 
 
 def run_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[str]] = None) -> int:
@@ -22,8 +28,9 @@ def run_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[s
         code = int(getattr(node, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception as exc:  # a node that cannot start: say why, exit non-zero
-        traceback.print_exc()
+    except Exception as exc:  # say why and exit non-zero; a traceback unless the start-up was misconfigured
+        if node is not None or not isinstance(exc, USER_ERRORS):
+            traceback.print_exc()
         print(f"[FATAL] {exc.__class__.__name__}: {exc}", file=sys.stderr)
         code = 1
     finally:
