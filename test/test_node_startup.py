@@ -79,3 +79,22 @@ def test_a_bug_at_start_up_keeps_its_traceback(capfd):
     err = capfd.readouterr().err
     assert "Traceback" in err and "raise ZeroDivisionError" in err
     assert err.strip().endswith("[FATAL] ZeroDivisionError: a bug")
+
+
+# Parameters a node takes at run time (``ros2 param set``), each with a test that the change takes
+# effect or is refused with its reason; every other parameter is read-only, so a change the node
+# would not act on is refused instead of reported as done.
+WRITABLE = {
+    ("camera_source", "rate_hz"): "test_nodes_camera.py",
+    ("link_monitor", "sla_kind"): "test_link_monitor_nodes.py",
+    ("link_monitor", "sla_latency_ms"): "test_link_monitor_nodes.py",
+    ("link_monitor", "sla_accuracy"): "test_link_monitor_nodes.py",
+    ("h2c_edge", "config_id"): "test_config_switch.py",
+    ("approxbit_edge", "config_id"): "test_config_switch.py",
+}
+
+
+def test_only_parameters_the_nodes_act_on_are_writable():
+    writable = {(name, spec.name) for name, entry in NODES.items()
+                for spec in node_class(entry)[0].PARAMETERS if not spec.read_only}
+    assert writable == set(WRITABLE)

@@ -17,12 +17,13 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from approxbit_ros.configurations import EDGE_ONLY, ConfigIdError, ConfigurationSet, warm_up
+from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet, warm_up
 from approxbit_ros.nodes.results import fill_action_result
 from approxbit_ros.pipeline import ApproxBitEdge, ClipBuffer
 from builtin_interfaces.msg import Time
 from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
 from offload_common.image_conversion import uint8_array
+from offload_common.nodes.config_switch import ConfigSwitch
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_header
@@ -36,7 +37,8 @@ EDGE_RUNTIMES = ("torch", "onnxruntime")
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
           "backbone folder (config.json, model.safetensors, configs/)", read_only=True),
-    Param("config_id", "cnn3d/o2/enc/k4", "initial configuration (see README 'Configurations') or edge_only"),
+    Param("config_id", "cnn3d/o2/enc/k4", "configuration (see README 'Configurations') or edge_only; set at "
+          "run time to switch by hand (the monitor's next decision overrides it)"),
     Param("stream_id", "var", "stream id in payloads and monitor decisions", read_only=True),
     Param("clip_frames", 16, "frames per clip", read_only=True),
     Param("clip_stride", 16, "frames between the starts of consecutive clips", read_only=True),
@@ -84,7 +86,8 @@ class ApproxBitEdgeNode(Node):
         self.pub = self.create_publisher(BinaryFeatures, "binary_features", payload_qos(self.p.payload_depth))
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.create_subscription(Image, "image_raw", self._on_image, sensor_qos(self.p.image_queue_depth))
-        self.create_subscription(OffloadConfig, "offload_config", self._on_config, DECISION_QOS)
+        self.switch = ConfigSwitch(self, self.p.stream_id, lambda: self.edge.config_id, self.edge.set_config)
+        self.create_subscription(OffloadConfig, "offload_config", self.switch.on_decision, DECISION_QOS)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, daemon=True)
         self._worker.start()
@@ -105,18 +108,6 @@ class ApproxBitEdgeNode(Node):
         if clip is None:
             return
         self.dropped += put_dropping_oldest(self.queue, (clip, msg.header))
-
-    def _on_config(self, msg: OffloadConfig) -> None:
-        if msg.stream_id != self.p.stream_id or msg.config_id == self.edge.config_id:
-            return
-        try:
-            t = time.perf_counter()
-            self.edge.set_config(msg.config_id)
-            ms = 1000 * (time.perf_counter() - t)
-        except ConfigIdError as exc:
-            self.get_logger().error(f"ignoring monitor decision: {exc}")
-            return
-        self.get_logger().info(f"switched to {msg.config_id} in {ms:.3f} ms ({msg.reason})")
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -22,9 +22,10 @@ from sensor_msgs.msg import Image
 from edge_offload.msg import DetectionArray, EncodedFrame, KeyframeRequest, OffloadConfig
 from how2compress_ros.detectors.factory import DETECTOR_NAMES, make_detector
 from how2compress_ros.nodes.detections import fill_detection_array
-from how2compress_ros.pipeline import ConfigIdError, EdgeSettings, How2CompressEdge
+from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
 from offload_common.image_conversion import uint8_array
 from offload_common.lookup_table import EDGE_ONLY
+from offload_common.nodes.config_switch import ConfigSwitch
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_header
@@ -37,7 +38,8 @@ PARAMETERS = (
     Param("model_path", "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes",
           "EA model folder (config.json + model.safetensors); empty: uniform/qp<QP> and edge_only only",
           read_only=True),
-    Param("config_id", "h2c/base45", "initial configuration: h2c/base<QP>, uniform/qp<QP> or edge_only"),
+    Param("config_id", "h2c/base45", "configuration: h2c/base<QP>, uniform/qp<QP> or edge_only; set at run "
+          "time to switch by hand (the monitor's next decision overrides it)"),
     Param("stream_id", "det", "stream id in payloads and monitor decisions", read_only=True),
     Param("level_qps", [45, 43, 37, 34, 30], "QP of each emphasis level 0..4 for h2c/base45; h2c/base<QP> "
           "shifts the table so level 0 uses <QP>", read_only=True),
@@ -89,7 +91,8 @@ class How2CompressEdgeNode(Node):
         self.pub = self.create_publisher(EncodedFrame, "encoded_frames", payload_qos(self.p.payload_depth))
         self.det_pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
-        self.create_subscription(OffloadConfig, "offload_config", self._on_config, DECISION_QOS)
+        self.switch = ConfigSwitch(self, self.p.stream_id, lambda: self.edge.config.config_id, self.edge.set_config)
+        self.create_subscription(OffloadConfig, "offload_config", self.switch.on_decision, DECISION_QOS)
         self.create_subscription(KeyframeRequest, "keyframe_request", self._on_keyframe_request, RESULT_QOS)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, daemon=True)
@@ -103,18 +106,6 @@ class How2CompressEdgeNode(Node):
         if rgb is None:
             return
         self.dropped += put_dropping_oldest(self.queue, (rgb, msg.header, time.monotonic()))
-
-    def _on_config(self, msg: OffloadConfig) -> None:
-        if msg.stream_id != self.p.stream_id:
-            return
-        if msg.config_id == self.edge.config.config_id:
-            return
-        try:
-            self.edge.set_config(msg.config_id)
-        except ConfigIdError as exc:
-            self.get_logger().error(f"ignoring monitor decision: {exc}")
-            return
-        self.get_logger().info(f"switched to {msg.config_id} ({msg.reason})")
 
     def _on_keyframe_request(self, msg: KeyframeRequest) -> None:
         if msg.stream_id == self.p.stream_id:
