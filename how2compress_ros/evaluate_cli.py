@@ -15,6 +15,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from offload_common.cli import path_errors_in_one_line
+
 #: name -> (file in data/footage, first frame, number of frames). vtest frames 0-399, bikes
 #: frames 130-249 and Megamind frames 0-269 train the EA models; every clip here is held out
 #: from them (carphone is never trained on). vtest-held-out is all 395 of vtest's held-out
@@ -113,6 +115,7 @@ def print_bootstrap(clip_runs: dict, bound: float, methods, samples: int, target
                   f"{m} ahead in {np.mean(diff > 0):.1%} of resamples")
 
 
+@path_errors_in_one_line("h2c_evaluate")
 def main(argv=None) -> int:
     from how2compress_ros.codec import DEFAULT_LEVEL_QPS, levels_to_qp_map, mb_grid
     from how2compress_ros.detectors.factory import make_detector

@@ -10,7 +10,10 @@ import argparse
 import sys
 import time
 
+from offload_common.cli import path_errors_in_one_line
 
+
+@path_errors_in_one_line("h2c_profile")
 def main(argv=None) -> int:
     import torch
 

@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 
+from offload_common.cli import path_errors_in_one_line
 from offload_common.experiments.adaptive import add_arguments, run_adaptive_experiment
 
 
@@ -33,6 +34,7 @@ def parse_args(argv):
     return ap.parse_args(argv)
 
 
+@path_errors_in_one_line("approxbit_adaptive_experiment")
 def main(argv=None) -> int:
     from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 

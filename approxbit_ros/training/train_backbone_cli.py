@@ -16,6 +16,8 @@ import sys
 import time
 from dataclasses import asdict
 
+from offload_common.cli import path_errors_in_one_line
+
 
 def build(name: str):
     if name == "cnn3d":
@@ -30,6 +32,7 @@ def build(name: str):
     raise SystemExit(f"unknown backbone {name!r} (expected: cnn3d or videomae)")
 
 
+@path_errors_in_one_line("approxbit_train_backbone")
 def main(argv=None) -> int:
     import torch
 

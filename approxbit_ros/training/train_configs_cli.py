@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from offload_common.cli import path_errors_in_one_line
+
 
 DEEPCOD_RATIOS = (32, 128)
 
@@ -40,6 +42,7 @@ def plan(backbone, frames: int = 16, size: int = 64):
                          for k in (max(1, backbone.feature_channels(o) // 2), max(1, backbone.feature_channels(o) // 4))]
 
 
+@path_errors_in_one_line("approxbit_train_configs")
 def main(argv=None) -> int:
     import torch
 

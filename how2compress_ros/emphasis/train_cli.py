@@ -18,6 +18,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from offload_common.cli import path_errors_in_one_line
+
 
 def read_frames(path: str, start: int, stop: int, step: int):
     from offload_common.frame_sources import VideoFileSource
@@ -119,6 +121,7 @@ def pretrain(model, tframes, clip_lengths, detector, args) -> list:
     return history
 
 
+@path_errors_in_one_line("h2c_train")
 def main(argv=None) -> int:
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
     from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig

@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 
+from offload_common.cli import path_errors_in_one_line
 from offload_common.experiments.adaptive import add_arguments, run_adaptive_experiment
 
 DEFAULT_MODEL = "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes"
@@ -37,6 +38,7 @@ def parse_args(argv):
     return ap.parse_args(argv)
 
 
+@path_errors_in_one_line("h2c_adaptive_experiment")
 def main(argv=None) -> int:
     from offload_common.lookup_table import LookupTable
     from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
