@@ -1,5 +1,5 @@
 """ApproxBit on one machine: camera (synthetic action clips) -> approxbit_edge -> approxbit_server
--> reporter. Split across machines by starting the edge and server nodes on each side."""
+-> reporter. Split across machines with approxbit_edge.launch.py / approxbit_server.launch.py."""
 import os
 
 from ament_index_python.packages import get_package_share_directory

@@ -1,14 +1,21 @@
-"""How2Compress server side: h2c_server (decoder + detector)."""
+"""How2Compress server side: h2c_server (decoder + detector).
+
+    ros2 launch edge_offload how2compress_server.launch.py params_file:=/path/h2c_server.yaml
+"""
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 
 def generate_launch_description():
     config = os.path.join(get_package_share_directory("edge_offload"), "config")
     return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value=os.path.join(config, "h2c_server.yaml"),
+                              description="h2c_server parameter file"),
         Node(package="edge_offload", executable="h2c_server", name="h2c_server",
-             parameters=[os.path.join(config, "h2c_server.yaml")], output="screen"),
+             parameters=[LaunchConfiguration("params_file")], output="screen"),
     ])

@@ -34,15 +34,36 @@ def node_parameters(executable):
     return {p.name for p in module.PARAMETERS}
 
 
+def launch_arguments(tree):
+    """{name: default} of every DeclareLaunchArgument in a parsed launch file."""
+    args = {}
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument":
+            kw = {k.arg: k.value for k in call.keywords}
+            args[ast.literal_eval(call.args[0])] = kw.get("default_value")
+    return args
+
+
+def yaml_names(node):
+    return [c.value for c in ast.walk(node)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value.endswith(".yaml")]
+
+
 def launch_nodes(path):
-    """(executable, [yaml file names], name) of every launch_ros Node(...) in a launch file."""
+    """(executable, [yaml file names], name) of every launch_ros Node(...) in a launch file; a
+    parameter file given by a launch argument counts as that argument's default file."""
+    tree = ast.parse(open(path).read())
+    args = launch_arguments(tree)
     found = []
-    for call in ast.walk(ast.parse(open(path).read())):
+    for call in ast.walk(tree):
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node":
             kw = {k.arg: k.value for k in call.keywords}
             assert ast.literal_eval(kw["package"]) == "edge_offload", path
-            yamls = [c.value for c in ast.walk(kw.get("parameters", ast.List(elts=[])))
-                     if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value.endswith(".yaml")]
+            params = kw.get("parameters", ast.List(elts=[]))
+            yamls = yaml_names(params)
+            for sub in ast.walk(params):
+                if isinstance(sub, ast.Call) and getattr(sub.func, "id", "") == "LaunchConfiguration":
+                    yamls += yaml_names(args[ast.literal_eval(sub.args[0])])
             found.append((ast.literal_eval(kw["executable"]), yamls,
                           ast.literal_eval(kw["name"]) if "name" in kw else None))
     return found
@@ -96,6 +117,31 @@ def test_launch_file_nodes_are_entry_points_with_known_parameters(path):
         assert exe in NODES, f"{os.path.basename(path)}: {exe} is not an entry point"
         for y in yamls:
             assert os.path.isfile(os.path.join(ROOT, "config", y)), y
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=os.path.basename)
+def test_launch_arguments_are_declared_and_used(path):
+    tree = ast.parse(open(path).read())
+    declared = launch_arguments(tree)
+    used = {ast.literal_eval(c.args[0]) for c in ast.walk(tree)
+            if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "LaunchConfiguration"}
+    assert used == set(declared), os.path.basename(path)
+    assert all(default is not None for default in declared.values()), "every argument needs a default"
+
+
+@needs_ros
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=os.path.basename)
+def test_launch_remappings_rename_topics_the_nodes_use(path):
+    for call in ast.walk(ast.parse(open(path).read())):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node":
+            kw = {k.arg: k.value for k in call.keywords}
+            if "remappings" not in kw:
+                continue
+            module = importlib.import_module(NODES[ast.literal_eval(kw["executable"])].split(":")[0])
+            source = open(module.__file__).read()
+            for pair in kw["remappings"].elts:
+                topic = ast.literal_eval(pair.elts[0])
+                assert f'"{topic}"' in source, f"{os.path.basename(path)}: {module.__name__} has no topic {topic!r}"
 
 
 @needs_ros
