@@ -1,25 +1,21 @@
-"""ApproxBit on one machine with the link monitor: camera (synthetic action clips) -> approxbit_edge
--> approxbit_server -> reporter, link_monitor choosing the configuration (config/link_monitor.yaml:
+"""ApproxBit on one machine with the link monitor: approxbit.launch.py (camera -> approxbit_edge ->
+approxbit_server -> reporter) plus link_monitor choosing the configuration (config/link_monitor.yaml:
 latency SLA 300 ms) from probes that link_echo answers. On two machines: approxbit_edge.launch.py
 monitor:=true / approxbit_server.launch.py."""
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_ros.actions import Node
 
 
 def generate_launch_description():
-    config = os.path.join(get_package_share_directory("edge_offload"), "config")
+    share = get_package_share_directory("edge_offload")
+    config = os.path.join(share, "config")
     return LaunchDescription([
-        Node(package="edge_offload", executable="camera_source", name="camera_source",
-             parameters=[os.path.join(config, "camera_actions.yaml")], output="screen"),
-        Node(package="edge_offload", executable="approxbit_edge", name="approxbit_edge",
-             parameters=[os.path.join(config, "approxbit_edge.yaml")], output="screen"),
-        Node(package="edge_offload", executable="approxbit_server", name="approxbit_server",
-             parameters=[os.path.join(config, "approxbit_server.yaml")], output="screen"),
-        Node(package="edge_offload", executable="result_reporter", name="result_reporter",
-             parameters=[os.path.join(config, "result_reporter.yaml")], output="screen"),
+        IncludeLaunchDescription(PythonLaunchDescriptionSource(os.path.join(share, "launch", "approxbit.launch.py"))),
         Node(package="edge_offload", executable="link_monitor", name="link_monitor",
              parameters=[os.path.join(config, "link_monitor.yaml")], output="screen"),
         Node(package="edge_offload", executable="link_echo", name="link_echo",

@@ -120,6 +120,14 @@ def test_launch_file_nodes_are_entry_points_with_known_parameters(path):
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=os.path.basename)
+def test_included_launch_files_exist(path):
+    for call in ast.walk(ast.parse(open(path).read())):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "PythonLaunchDescriptionSource":
+            included = [c.value for c in ast.walk(call) if isinstance(c, ast.Constant) and str(c.value).endswith(".py")]
+            assert included and all(os.path.join(ROOT, "launch", f) in LAUNCH_FILES for f in included), included
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=os.path.basename)
 def test_launch_arguments_are_declared_and_used(path):
     tree = ast.parse(open(path).read())
     declared = launch_arguments(tree)
