@@ -137,8 +137,8 @@ class ApproxBitEdgeNode(Node):
             self.pub.publish(self._to_msg(out, clip, header, queue_ms))
         self.seq += 1
         if self.seq % 50 == 0:
-            self.get_logger().info(f"{self.seq} clips processed ({self.dropped} dropped before the model); "
-                                   f"active {out.config_id}")
+            self.get_logger().info(f"{self.seq} clips processed ({self.dropped} dropped before the model, "
+                                   f"{self.switch.refused} configuration ids refused); active {out.config_id}")
 
     def _to_msg(self, out, clip, header, queue_ms: float) -> BinaryFeatures:
         msg = BinaryFeatures()

@@ -134,7 +134,8 @@ class How2CompressEdgeNode(Node):
             self.pub.publish(self._to_msg(pl, header, queue_ms))
             self.seq += 1
         if self.seq and self.seq % 100 == 0 and payloads:
-            self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding)")
+            self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding, "
+                                   f"{self.switch.refused} configuration ids refused)")
 
     def _detect_on_edge(self, rgb, header, queue_ms: float) -> None:
         if self.detector is None:
