@@ -16,8 +16,8 @@ import numpy as np
 from offload_common.image_conversion import ImageConversionError, image_msg_to_rgb
 
 
-class FrameSourceError(RuntimeError):
-    """A frame source that cannot be opened or read."""
+class FrameSourceError(ValueError):
+    """A frame source that cannot be opened or read (a bad source parameter, a missing or unreadable file)."""
 
 
 @dataclass

@@ -98,3 +98,13 @@ def test_only_parameters_the_nodes_act_on_are_writable():
     writable = {(name, spec.name) for name, entry in NODES.items()
                 for spec in node_class(entry)[0].PARAMETERS if not spec.read_only}
     assert writable == set(WRITABLE)
+
+
+def test_a_camera_source_that_cannot_open_is_one_fatal_line(capfd, tmp_path):
+    from offload_common.nodes.camera_source import CameraSourceNode
+
+    missing = str(tmp_path / "missing.mp4")
+    assert run_node(CameraSourceNode, args=["camera_source", "--ros-args", "-p", "source:=video",
+                                            "-p", f"uri:={missing}"]) == 1
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("[FATAL] FrameSourceError: ") and missing in err and "Traceback" not in err
