@@ -39,8 +39,8 @@ def unknown_overrides(node) -> List[str]:
     given = getattr(node, "_parameter_overrides", None) or {}
     declared = list(node.list_parameters([], 0).names)
     lines = []
-    for name in sorted(given):
-        if node.has_parameter(name) or name.startswith("qos_overrides."):
+    for name in sorted(set(given) - set(declared)):
+        if name.startswith("qos_overrides."):
             continue
         close = difflib.get_close_matches(name, declared, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
