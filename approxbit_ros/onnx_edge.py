@@ -37,14 +37,15 @@ class _BackboneEdge(nn.Module):
 
 
 class _BackboneFull(nn.Module):
-    """uint8 clip -> class logits (edge_only)."""
+    """uint8 clip -> the backbone's last feature map (edge_only; the classifier pools it, the VQA head reads it)."""
 
     def __init__(self, backbone):
         super().__init__()
         self.backbone = backbone
 
     def forward(self, clip):
-        return self.backbone(self.backbone.preprocess(clip))
+        bb = self.backbone
+        return bb.finish(bb.edge(bb.preprocess(clip), 0), 0)
 
 
 class _Encode(nn.Module):
@@ -135,5 +136,5 @@ class OnnxEdgeRuntime:
     def transmitted(self, c: Configuration, feats: np.ndarray) -> np.ndarray:
         return (feats if c.encoder is None else self._run(self._encode[c.config_id], feats))[0]
 
-    def logits(self, clip: np.ndarray) -> torch.Tensor:
+    def final_map(self, clip: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self._run(self._full, clip))

@@ -110,6 +110,7 @@ class EdgeOutput:
     preprocess_ms: float
     model_ms: float
     encode_ms: float
+    final_map: Optional[torch.Tensor] = None  # edge_only: the backbone's last feature map (1, C, T, H, W)
 
     def wire_fields(self, backbone: str) -> dict:
         """The payload's self-describing fields (BinaryFeatures), as ``ApproxBitServer.handle``
@@ -143,8 +144,11 @@ class TorchEdgeRuntime:
         features themselves when it has no encoder (float32)."""
         return (feats if c.encoder is None else c.encoder.encode(feats))[0].cpu().numpy()
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.configs.backbone(x)
+    def final_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole backbone up to its last feature map (1, C, T, H, W), which the classifier
+        (pooled) and the VQA head read (edge_only)."""
+        bb = self.configs.backbone
+        return bb.finish(bb.edge(x, 0), 0)
 
 
 class ApproxBitEdge:
@@ -169,10 +173,12 @@ class ApproxBitEdge:
         x = rt.prepare(frames)
         t1 = rt.clock()
         if cid == EDGE_ONLY:
-            logits = rt.logits(x)
+            bb = self.configs.backbone
+            final = rt.final_map(x).to(self.configs.device)
+            logits = bb.classify(bb.pool_map(final))
             t2 = rt.clock()
             return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
-                              _ms(t0, t1), _ms(t1, t2), 0.0)
+                              _ms(t0, t1), _ms(t1, t2), 0.0, final)
         c = self.configs.get(cid)
         feats = rt.features(x, c.offload_point)
         t2 = rt.clock()
@@ -188,6 +194,7 @@ class ServerResult:
     prediction: Prediction
     decode_ms: float
     server_ms: float
+    final_map: Optional[torch.Tensor] = None  # the backbone's last feature map (1, C, T, H, W), for the VQA head
 
 
 class ApproxBitServer:
@@ -248,13 +255,14 @@ class ApproxBitServer:
         fs = tuple(int(s) for s in fields["feature_shape"])
         feats = codes.float() if c.kind == "float32" else c.decoder(codes.float(), fs)
         t1 = stage_time(self.configs.device)
-        logits = self.configs.backbone.server(feats, c.offload_point)
-        pred = predict_topk(logits, self.configs.labels, self.topk)
+        bb = self.configs.backbone
+        final = bb.finish(feats, c.offload_point)
+        pred = predict_topk(bb.classify(bb.pool_map(final)), self.configs.labels, self.topk)
         t2 = time.perf_counter()
         self.counters.restarts += self.sequences.restarts(stream_id, seq, stamp_ns)
         self.counters.lost += self.sequences.accept(stream_id, seq, stamp_ns)
         self.counters.accepted += 1
-        return ServerResult(pred, _ms(t0, t1), _ms(t1, t2))
+        return ServerResult(pred, _ms(t0, t1), _ms(t1, t2), final)
 
 
 def _ms(a: float, b: float) -> float:

@@ -1,9 +1,10 @@
 """ApproxBit over real DDS: camera_source (synthetic action clips) -> approxbit_edge ->
 approxbit_server. A probe node in this process sees the camera frames and the payloads,
 switches the edge's configuration twice (to another offload point, then to edge_only) with
-OffloadConfig decisions, and injects malformed payloads. The published labels must equal the
-library's predictions on the same clips, for every configuration used; the server must reject
-the bad payloads and keep serving, and accept a stream that starts over (a restarted edge)."""
+OffloadConfig decisions, and injects malformed payloads. The published labels, and the answers to
+the VQA question both nodes are given, must equal the library's on the same clips, for every
+configuration used; the server must reject the bad payloads and keep serving, and accept a
+stream that starts over (a restarted edge)."""
 import os
 import shutil
 import threading
@@ -18,11 +19,14 @@ rclpy = pytest.importorskip("rclpy")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONE = os.path.join(ROOT, "models", "approxbit", "cnn3d-actions")
 FIRST, SECOND = "cnn3d/o2/enc/k4", "cnn3d/o1/noenc/k8"
+QUESTION = "which way does the object move?"
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("approxbit_edge") is None, reason="node entry points not installed"),
     pytest.mark.skipif(not os.path.isfile(os.path.join(BACKBONE, "model.safetensors")),
                        reason="trained ApproxBit backbone not present"),
+    pytest.mark.skipif(not os.path.isfile(os.path.join(BACKBONE, "vqa", "model.safetensors")),
+                       reason="trained VQA head not present"),
 ]
 
 
@@ -31,16 +35,17 @@ class Probe:
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
 
-        from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt, OffloadConfig
+        from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt, OffloadConfig, VqaAnswer
         from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 
         self.node = rclpy.create_node("approxbit_test_probe", context=ctx)
-        self.frames, self.payloads, self.results, self.receipts = {}, {}, {}, []
+        self.frames, self.payloads, self.results, self.answers, self.receipts = {}, {}, {}, {}, []
         self.lock = threading.Lock()
         self.node.create_subscription(Image, "image_raw", self.on_image, SENSOR_QOS)
         self.node.create_subscription(BinaryFeatures, "binary_features", self.on_payload, payload_qos(30))
         self.node.create_subscription(ActionResult, "action_results", self.on_result, RESULT_QOS)
         self.node.create_subscription(LinkReceipt, "link_receipts", self.receipts.append, RESULT_QOS)
+        self.node.create_subscription(VqaAnswer, "vqa_answers", self.on_answer, RESULT_QOS)
         self.decisions = self.node.create_publisher(OffloadConfig, "offload_config", DECISION_QOS)
         self.inject = self.node.create_publisher(BinaryFeatures, "binary_features", payload_qos(30))
         self.ex = SingleThreadedExecutor(context=ctx)
@@ -61,6 +66,9 @@ class Probe:
 
     def on_result(self, msg):
         self.results[(msg.seq, msg.edge_only)] = msg
+
+    def on_answer(self, msg):
+        self.answers[(msg.seq, msg.edge_only)] = msg
 
     def decide(self, config_id, n):
         from edge_offload.msg import OffloadConfig
@@ -132,9 +140,10 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
         NodeProcess("camera_source", "camera_source", config_path("camera_actions.yaml"),
                     overrides={"rate_hz": 40.0}),
         NodeProcess("approxbit_edge", "approxbit_edge", config_path("approxbit_edge.yaml"),
-                    overrides={"backbone_path": BACKBONE, "config_id": FIRST, "edge_runtime": edge_runtime}),
+                    overrides={"backbone_path": BACKBONE, "config_id": FIRST, "edge_runtime": edge_runtime,
+                               "vqa_question": QUESTION}),
         NodeProcess("approxbit_server", "approxbit_server", config_path("approxbit_server.yaml"),
-                    overrides={"backbone_path": BACKBONE}),
+                    overrides={"backbone_path": BACKBONE, "vqa_question": QUESTION}),
     ]
     try:
         with ProcessGraph(nodes, echo=False) as graph:
@@ -169,12 +178,15 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
 
     from approxbit_ros.configurations import ConfigurationSet
     from approxbit_ros.pipeline import ApproxBitEdge, ApproxBitServer
+    from approxbit_ros.vqa.model import VqaHead, vqa_folder
     from offload_common.nodes.runner import stamp_to_ns
 
     torch.set_num_threads(1)
     configs = ConfigurationSet.from_pretrained(BACKBONE)
     edge, server = ApproxBitEdge(configs, FIRST), ApproxBitServer(configs)
+    head = VqaHead.from_pretrained(vqa_folder(BACKBONE))
     checked = {FIRST: 0, SECOND: 0, "edge_only": 0}
+    answered = dict.fromkeys(checked, 0)
     for (seq, edge_only), res in sorted(probe.results.items()):
         if res.stream_id != "var":
             continue
@@ -198,8 +210,16 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
         clip = np.stack([edge_clip_frame(f) for f in frames])
         edge.set_config(res.config_id)
         out = edge.process(clip)
-        pred = out.prediction if edge_only else server.handle("lib", seq, **out.wire_fields(configs.name)).prediction
+        lib = out if edge_only else server.handle("lib", seq, **out.wire_fields(configs.name))
+        pred = lib.prediction
         assert (res.label, res.class_id) == (pred.label, pred.class_id), (seq, res.config_id)
+        ans = probe.answers.get((seq, edge_only))
+        if ans is not None:         # the same answer the library gives from the same feature map
+            want = head.answer(lib.final_map, QUESTION)
+            assert (ans.question, ans.answer, ans.config_id) == (QUESTION, want.answer, res.config_id)
+            assert list(ans.candidates) == list(want.candidates) and abs(ans.score - want.score) < 1e-3
+            assert ans.latency.total_ms >= res.latency.total_ms
+            answered[res.config_id] += 1
         assert list(res.topk_ids) == pred.topk_ids
         if not edge_only and edge_runtime == "torch":
             assert bytes(probe.payloads[seq].data) == out.payload.data      # the very same bits
@@ -209,6 +229,7 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
             assert sent.shape == ref.shape and np.count_nonzero(sent != ref) <= sent.size // 1000
         checked[res.config_id] += 1
     assert all(n >= 2 for n in checked.values()), checked
+    assert all(n >= 1 for n in answered.values()), answered
 
 
 def edge_clip_frame(rgb):

@@ -91,6 +91,8 @@ WRITABLE = {
     ("link_monitor", "sla_accuracy"): "test_link_monitor_nodes.py",
     ("h2c_edge", "config_id"): "test_config_switch.py",
     ("approxbit_edge", "config_id"): "test_config_switch.py",
+    ("approxbit_edge", "vqa_question"): "test_vqa_question_param.py",
+    ("approxbit_server", "vqa_question"): "test_vqa_question_param.py",
 }
 
 

@@ -57,7 +57,8 @@ class MobileBlock3d(nn.Module):
 
 
 class Cnn3dBackbone(nn.Module):
-    """``edge(x, o)``: stem + blocks[:o]; ``server(h, o)``: blocks[o:] + head (logits)."""
+    """``edge(x, o)``: stem + blocks[:o]; ``server(h, o)``: blocks[o:] + head (logits), which is
+    ``classify(pool(h, o))``."""
 
     def __init__(self, config: Cnn3dConfig):
         super().__init__()
@@ -92,8 +93,23 @@ class Cnn3dBackbone(nn.Module):
             h = blk(h)
         return h
 
+    def finish(self, h: torch.Tensor, o: int) -> torch.Tensor:
+        """Blocks[o:]: the last feature map (B, C, T, H, W), before pooling."""
+        return self.run_blocks(h, o, self.num_blocks)
+
+    @staticmethod
+    def pool_map(m: torch.Tensor) -> torch.Tensor:
+        """Last feature map -> the clip's feature vector (B, C) the classifier reads."""
+        return m.mean(dim=(2, 3, 4))
+
+    def pool(self, h: torch.Tensor, o: int) -> torch.Tensor:
+        return self.pool_map(self.finish(h, o))
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head(pooled)
+
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        return self.head(self.run_blocks(h, o, self.num_blocks).mean(dim=(2, 3, 4)))
+        return self.classify(self.pool(h, o))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.server(self.edge(x, 0), 0)

@@ -44,7 +44,7 @@ def small_videomae_config(num_classes: int, labels: Optional[Sequence[str]] = No
 
 class VideoMaeBackbone(nn.Module):
     """``edge(x, o)``: patch embedding + layers[:o] -> (B, D, T', H', W');
-    ``server(h, o)``: layers[o:] + pooling + classifier (logits)."""
+    ``server(h, o)``: layers[o:] + pooling + classifier (logits), which is ``classify(pool(h, o))``."""
 
     def __init__(self, model, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
         super().__init__()
@@ -98,13 +98,28 @@ class VideoMaeBackbone(nn.Module):
             h = _hidden(layer(h))
         return h
 
-    def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        h = self._tokens(h.flatten(2).transpose(1, 2), o, self.num_blocks)
-        vm = self.model.videomae
-        if vm.layernorm is not None:
-            h = vm.layernorm(h)
-        pooled = self.model.fc_norm(h.mean(1)) if self.model.fc_norm is not None else h[:, 0]
+    def finish(self, h: torch.Tensor, o: int) -> torch.Tensor:
+        """Layers[o:] (and the final layer norm, if the model has one): the last tokens as a
+        feature map (B, D, T', H', W'), before pooling."""
+        t = self._tokens(h.flatten(2).transpose(1, 2), o, self.num_blocks)
+        if self.model.videomae.layernorm is not None:
+            t = self.model.videomae.layernorm(t)
+        return t.transpose(1, 2).reshape(h.shape)
+
+    def pool_map(self, m: torch.Tensor) -> torch.Tensor:
+        """Last feature map -> the clip's feature vector (B, D) the classifier reads (mean pooling
+        and fc_norm; VideoMAE has no CLS token)."""
+        pooled = m.flatten(2).mean(2)
+        return self.model.fc_norm(pooled) if self.model.fc_norm is not None else pooled
+
+    def pool(self, h: torch.Tensor, o: int) -> torch.Tensor:
+        return self.pool_map(self.finish(h, o))
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.model.classifier(pooled)
+
+    def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
+        return self.classify(self.pool(h, o))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.server(self.edge(x, 0), 0)

@@ -54,15 +54,30 @@ class SyntheticActions:
         return self.length
 
     def __getitem__(self, index: int) -> Tuple[np.ndarray, int]:
+        clip, label, _ = self.with_layout(index)
+        return clip, label
+
+    def with_layout(self, index: int) -> Tuple[np.ndarray, int, "ClipLayout"]:
+        """(clip, label, where the acting object is at the first and last frame)."""
         if not 0 <= index < self.length:
             raise IndexError(index)
         rng = np.random.default_rng([SPLIT_SEEDS[self.split], index])
         label = int(index % len(CLASSES)) if self.split != "train" else int(rng.integers(len(CLASSES)))
-        return render_clip(label, rng, self.config), label
+        layout = ClipLayout()
+        return render_clip(label, rng, self.config, layout), label, layout
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, int]]:
         for i in range(self.length):
             yield self[i]
+
+
+@dataclass
+class ClipLayout:
+    """Where the acting object is at the first and last frame: centre x / frame width and opacity."""
+    x_first: float = 0.0
+    x_last: float = 0.0
+    alpha_first: float = 0.0
+    alpha_last: float = 0.0
 
 
 def _trajectory(label: int, rng: np.random.Generator, t: np.ndarray, size: int):
@@ -115,7 +130,9 @@ def _trajectory(label: int, rng: np.random.Generator, t: np.ndarray, size: int):
     return x, y, scale, angle, alpha, second
 
 
-def render_clip(label: int, rng: np.random.Generator, cfg: ActionClipConfig = ActionClipConfig()) -> np.ndarray:
+def render_clip(label: int, rng: np.random.Generator, cfg: ActionClipConfig = ActionClipConfig(),
+                layout: ClipLayout = None) -> np.ndarray:
+    """One clip of class ``label``; ``layout``, when given, is filled in (the pixels do not depend on it)."""
     n, s = cfg.frames, cfg.size
     t = np.arange(n, dtype=np.float32)
     big = s * 2
@@ -127,6 +144,9 @@ def render_clip(label: int, rng: np.random.Generator, cfg: ActionClipConfig = Ac
     second_colour = rng.uniform(0.2, 1.0, size=3).astype(np.float32)
     radius = rng.uniform(0.09, 0.14) * s
     x, y, scale, angle, alpha, second = _trajectory(label, rng, t, s)
+    if layout is not None:
+        layout.x_first, layout.x_last = float(x[0]) / s, float(x[-1]) / s
+        layout.alpha_first, layout.alpha_last = float(alpha[0]), float(alpha[-1])
     pan_dir = rng.uniform(0, 2 * np.pi)
     pan = np.stack([np.cos(pan_dir), np.sin(pan_dir)]) * cfg.pan
     shake = rng.normal(0, cfg.shake, size=(n, 2))

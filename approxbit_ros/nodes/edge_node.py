@@ -2,11 +2,12 @@
 ``clip_stride``) -> backbone up to the offload point + binary encoder of the active
 configuration -> BinaryFeatures. Every configuration is preloaded; an OffloadConfig for this
 stream switches between them (or to edge_only, where the node runs the whole backbone and
-publishes the ActionResult itself). The model runs in a worker thread behind a drop-oldest
-queue, so the camera callback never blocks.
+publishes the ActionResult itself, and with ``vqa_question`` set the VqaAnswer too). The model
+runs in a worker thread behind a drop-oldest queue, so the camera callback never blocks.
 
 Topics: subscribes ``image_raw`` (sensor_msgs/Image), ``offload_config`` (OffloadConfig,
-latched); publishes ``binary_features`` (BinaryFeatures), ``action_results`` (edge-only).
+latched); publishes ``binary_features`` (BinaryFeatures), ``action_results`` and
+``vqa_answers`` (edge-only).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sensor_msgs.msg import Image
 
 from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet, warm_up
 from approxbit_ros.nodes.results import fill_action_result
+from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
 from approxbit_ros.pipeline import ApproxBitEdge, ClipBuffer
 from builtin_interfaces.msg import Time
 from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
@@ -54,7 +56,7 @@ PARAMETERS = (
           read_only=True),
     Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True),
     Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
-)
+) + VQA_PARAMETERS
 
 
 class ApproxBitEdgeNode(Node):
@@ -77,6 +79,7 @@ class ApproxBitEdgeNode(Node):
 
             runtime = OnnxEdgeRuntime(self.configs, list(self.p.onnx_providers), self.p.torch_threads)
         self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk, runtime=runtime)
+        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device)
         self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
         self.images = ImageReceiver(self.get_logger())
         self.seq = 0
@@ -133,6 +136,7 @@ class ApproxBitEdgeNode(Node):
             lat.edge_queue_ms, lat.edge_model_ms = queue_ms, out.preprocess_ms + out.model_ms
             lat.total_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
             self.result_pub.publish(res)
+            self.vqa.publish(out.final_map, res)
         else:
             self.pub.publish(self._to_msg(out, clip, header, queue_ms))
         self.seq += 1

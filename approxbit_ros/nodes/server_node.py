@@ -1,10 +1,11 @@
 """approxbit_server: ApproxBit server node. BinaryFeatures of any preloaded configuration ->
 field checks + CRC -> codebook + decoder -> rest of the backbone -> ActionResult (top-k, latency
-breakdown), plus a LinkReceipt per payload. Malformed payloads (wrong length, unknown id, wrong
+breakdown), plus a LinkReceipt per payload; with ``vqa_question`` set, also the VQA head's answer
+to it (VqaAnswer). Malformed payloads (wrong length, unknown id, wrong
 shape, bad CRC, repeats) are logged and counted; the node keeps serving.
 
 Topics: subscribes ``binary_features``; publishes ``action_results`` (ActionResult),
-``link_receipts`` (LinkReceipt).
+``vqa_answers`` (VqaAnswer), ``link_receipts`` (LinkReceipt).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rclpy.node import Node
 
 from approxbit_ros.configurations import ConfigurationSet, warm_up
 from approxbit_ros.nodes.results import fill_action_result
+from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
 from approxbit_ros.pipeline import ApproxBitServer
 from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
@@ -31,7 +33,7 @@ PARAMETERS = (
     Param("torch_threads", 2, "CPU threads for the models", read_only=True),
     Param("max_payload_bytes", 8000000, "larger payloads are rejected", read_only=True),
     Param("payload_depth", 30, "history depth of the payload subscription", read_only=True),
-)
+) + VQA_PARAMETERS
 
 
 class ApproxBitServerNode(Node):
@@ -46,6 +48,7 @@ class ApproxBitServerNode(Node):
         configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
         warm_up(configs)
         self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk)
+        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device)
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.receipt_pub = self.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
         self.create_subscription(BinaryFeatures, "binary_features", self._on_features,
@@ -88,6 +91,10 @@ class ApproxBitServerNode(Node):
         fill_latency(out.latency, m, receive_ns=receive_ns, now_ns=self.get_clock().now().nanoseconds,
                      decode_ms=res.decode_ms, server_ms=res.server_ms, payload_bytes=len(data))
         self.result_pub.publish(out)
+        try:
+            self.vqa.publish(res.final_map, out)
+        except Exception as exc:  # the action result is out; a failing head must not stop the server
+            self.get_logger().error(f"no answer for seq {m.seq}: {exc.__class__.__name__}: {exc}")
         c = self.server.counters
         if c.accepted % 50 == 0:
             self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {c.lost} lost, "

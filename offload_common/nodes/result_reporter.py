@@ -1,6 +1,6 @@
 """result_reporter: subscribes to the results the servers publish (``detections``,
-``action_results``) and the payloads they came from, and logs what a person wants to see:
-labels / detection counts, payload size and bitrate, end-to-end latency. With
+``action_results``, and ``vqa_answers``, shown beside them) and logs what a person wants to see:
+labels / detection counts, the latest answer, payload size and bitrate, end-to-end latency. With
 ``expected_results`` > 0 it exits (code 0) after that many results, or 1 after ``timeout_s``.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections import deque
 
 from rclpy.node import Node
 
-from edge_offload.msg import ActionResult, DetectionArray
+from edge_offload.msg import ActionResult, DetectionArray, VqaAnswer
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import RESULT_QOS
 from offload_common.nodes.runner import run_node
@@ -32,6 +32,8 @@ class ResultReporterNode(Node):
         self.window = deque(maxlen=max(2, self.p.report_every))
         self.create_subscription(DetectionArray, "detections", self._on_detections, RESULT_QOS)
         self.create_subscription(ActionResult, "action_results", self._on_action, RESULT_QOS)
+        self.create_subscription(VqaAnswer, "vqa_answers", self._on_answer, RESULT_QOS)
+        self.last_answer = ""
         if self.p.expected_results and self.p.timeout_s > 0:
             self.create_timer(self.p.timeout_s, self._on_timeout)
 
@@ -43,7 +45,7 @@ class ResultReporterNode(Node):
             span = max(t[-1] - t[0], 1e-6)
             kbps = 8 * sum(w[1] for w in list(self.window)[1:]) / span / 1000
             lat = sorted(w[2] for w in self.window)
-            self.get_logger().info(f"{self.count} results; last: {what}; payload {latency.payload_bytes} B, "
+            self.get_logger().info(f"{self.count} results; last: {what}{self.last_answer}; payload {latency.payload_bytes} B, "
                                    f"{kbps:.0f} kbit/s; latency p50 {lat[len(lat) // 2]:.0f} ms "
                                    f"(edge {latency.edge_model_ms + latency.edge_encode_ms:.1f}, link "
                                    f"{latency.transmit_ms:.1f}, server {latency.decode_ms + latency.server_model_ms:.1f})")
@@ -55,6 +57,9 @@ class ResultReporterNode(Node):
         best = max((d.score for d in msg.detections), default=0.0)
         self._record(msg.latency, f"{len(msg.detections)} {msg.detector} detections (best {best:.2f}) "
                                   f"seq {msg.seq} [{msg.config_id}]")
+
+    def _on_answer(self, msg: VqaAnswer) -> None:
+        self.last_answer = f"; asked '{msg.question}': '{msg.answer}' ({msg.score:.2f}, seq {msg.seq})"
 
     def _on_action(self, msg: ActionResult) -> None:
         self._record(msg.latency, f"'{msg.label}' ({msg.score:.2f}) seq {msg.seq} [{msg.config_id}]")
