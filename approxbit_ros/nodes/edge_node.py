@@ -135,8 +135,8 @@ class ApproxBitEdgeNode(Node):
             lat = res.latency
             lat.edge_queue_ms, lat.edge_model_ms = queue_ms, out.preprocess_ms + out.model_ms
             lat.total_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
-            self.result_pub.publish(res)
             self.vqa.publish(out.final_map, res)
+            self.result_pub.publish(res)
         else:
             self.pub.publish(self._to_msg(out, clip, header, queue_ms))
         self.seq += 1

@@ -33,7 +33,8 @@ class ResultReporterNode(Node):
         self.create_subscription(DetectionArray, "detections", self._on_detections, RESULT_QOS)
         self.create_subscription(ActionResult, "action_results", self._on_action, RESULT_QOS)
         self.create_subscription(VqaAnswer, "vqa_answers", self._on_answer, RESULT_QOS)
-        self.last_answer = ""
+        self.last_answer = None
+        self.labels = {}                    # (stream id, seq) -> label of recent action results
         if self.p.expected_results and self.p.timeout_s > 0:
             self.create_timer(self.p.timeout_s, self._on_timeout)
 
@@ -45,7 +46,7 @@ class ResultReporterNode(Node):
             span = max(t[-1] - t[0], 1e-6)
             kbps = 8 * sum(w[1] for w in list(self.window)[1:]) / span / 1000
             lat = sorted(w[2] for w in self.window)
-            self.get_logger().info(f"{self.count} results; last: {what}{self.last_answer}; payload {latency.payload_bytes} B, "
+            self.get_logger().info(f"{self.count} results; last: {what}; payload {latency.payload_bytes} B, "
                                    f"{kbps:.0f} kbit/s; latency p50 {lat[len(lat) // 2]:.0f} ms "
                                    f"(edge {latency.edge_model_ms + latency.edge_encode_ms:.1f}, link "
                                    f"{latency.transmit_ms:.1f}, server {latency.decode_ms + latency.server_model_ms:.1f})")
@@ -59,10 +60,24 @@ class ResultReporterNode(Node):
                                   f"seq {msg.seq} [{msg.config_id}]")
 
     def _on_answer(self, msg: VqaAnswer) -> None:
-        self.last_answer = f"; asked '{msg.question}': '{msg.answer}' ({msg.score:.2f}, seq {msg.seq})"
+        self.last_answer = msg
+
+    def _answer_text(self) -> str:
+        """The latest answer, beside the action label of the same clip (answers and results
+        come on two topics, in either order)."""
+        a = self.last_answer
+        if a is None:
+            return ""
+        label = self.labels.get((a.stream_id, a.seq))
+        about = f"seq {a.seq}" + (f", '{label}'" if label else "")
+        return f"; asked '{a.question}' about {about}: '{a.answer}' ({a.score:.2f})"
 
     def _on_action(self, msg: ActionResult) -> None:
-        self._record(msg.latency, f"'{msg.label}' ({msg.score:.2f}) seq {msg.seq} [{msg.config_id}]")
+        self.labels[(msg.stream_id, msg.seq)] = msg.label
+        if len(self.labels) > 64:
+            del self.labels[next(iter(self.labels))]
+        self._record(msg.latency, f"'{msg.label}' ({msg.score:.2f}) seq {msg.seq} [{msg.config_id}]"
+                                  f"{self._answer_text()}")
 
     def _on_timeout(self) -> None:
         if not self.finished:
