@@ -73,3 +73,19 @@ def test_a_question_without_a_head_or_with_unreadable_words_stops_the_start(rclp
         _server(rclpy_context, backbone_path=str(bare), vqa_question="what is happening?")
     with pytest.raises(ValueError, match="vqa_question: question 'xyzzy'"):
         _server(rclpy_context, vqa_question="xyzzy")
+
+
+def test_a_failing_head_is_counted_and_the_clip_goes_on(rclpy_context):
+    import torch
+
+    from edge_offload.msg import ActionResult
+
+    node = _server(rclpy_context, vqa_question="what is happening?")
+    try:
+        result = ActionResult(stream_id="var", seq=7, config_id="cnn3d/o2/enc/k4")
+        node.vqa.publish(torch.zeros(1, 64, 3, 3, 3), result)       # a map of the wrong shape
+        assert node.vqa.failed == 1 and node.vqa.answered == 0
+        node.vqa.publish(torch.zeros(1, 64, 4, 4, 4), result)
+        assert node.vqa.failed == 1 and node.vqa.answered == 1
+    finally:
+        node.destroy_node()

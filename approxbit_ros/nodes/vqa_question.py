@@ -29,7 +29,7 @@ class VqaQuestion:
     """Holds the head and the current question; ``publish`` answers it about one clip."""
 
     def __init__(self, node, backbone_path: str, head_path: str, question: str, device):
-        self.node, self.question, self.answered = node, "", 0
+        self.node, self.question, self.answered, self.failed = node, "", 0, 0
         folder = resolve_data_path(head_path) if head_path else vqa_folder(resolve_data_path(backbone_path))
         if head_path and not os.path.isdir(folder):
             raise FileNotFoundError(f"vqa_head_path: no VQA head in {folder} (train one with approxbit_train_vqa)")
@@ -70,12 +70,19 @@ class VqaQuestion:
     def publish(self, final_map, result) -> None:
         """Answer the current question about the clip whose backbone map is ``final_map``;
         ``result`` is the clip's ActionResult (header, ids and latency are copied, the head's time
-        added to the model time of the side that ran it and to the total)."""
+        added to the model time of the side that ran it and to the total). A failing head is
+        logged and counted (``failed``); it never costs the clip's action result."""
         question = self.question
         if not question or final_map is None:
             return
         t = time.perf_counter()
-        answer = self.head.answer(final_map, question)
+        try:
+            answer = self.head.answer(final_map, question)
+        except Exception as exc:
+            self.failed += 1
+            self.node.get_logger().error(f"no answer for seq {result.seq} ({self.failed} so far): "
+                                         f"{exc.__class__.__name__}: {exc}")
+            return
         head_ms = 1000 * (time.perf_counter() - t)
         msg = VqaAnswer()
         msg.header = result.header
