@@ -173,9 +173,8 @@ class ApproxBitEdge:
         x = rt.prepare(frames)
         t1 = rt.clock()
         if cid == EDGE_ONLY:
-            bb = self.configs.backbone
             final = rt.final_map(x).to(self.configs.device)
-            logits = bb.classify(bb.pool_map(final))
+            logits = self.configs.backbone.classify_map(final)
             t2 = rt.clock()
             return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
                               _ms(t0, t1), _ms(t1, t2), 0.0, final)
@@ -255,9 +254,8 @@ class ApproxBitServer:
         fs = tuple(int(s) for s in fields["feature_shape"])
         feats = codes.float() if c.kind == "float32" else c.decoder(codes.float(), fs)
         t1 = stage_time(self.configs.device)
-        bb = self.configs.backbone
-        final = bb.finish(feats, c.offload_point)
-        pred = predict_topk(bb.classify(bb.pool_map(final)), self.configs.labels, self.topk)
+        final = self.configs.backbone.finish(feats, c.offload_point)
+        pred = predict_topk(self.configs.backbone.classify_map(final), self.configs.labels, self.topk)
         t2 = time.perf_counter()
         self.counters.restarts += self.sequences.restarts(stream_id, seq, stamp_ns)
         self.counters.lost += self.sequences.accept(stream_id, seq, stamp_ns)

@@ -141,5 +141,5 @@ def test_the_pipeline_hands_the_final_map_to_the_head_on_both_sides():
     for fmap, pred in ((res.final_map, res.prediction), (out.final_map, out.prediction)):
         assert tuple(fmap.shape) == (1, 64, 4, 4, 4)
         with torch.no_grad():
-            again = predict_topk(bb.classify(bb.pool_map(fmap)), configs.labels)
+            again = predict_topk(bb.classify_map(fmap), configs.labels)
         assert again.topk_ids == pred.topk_ids and np.isclose(again.score, pred.score)

@@ -58,7 +58,7 @@ class MobileBlock3d(nn.Module):
 
 class Cnn3dBackbone(nn.Module):
     """``edge(x, o)``: stem + blocks[:o]; ``server(h, o)``: blocks[o:] + head (logits), which is
-    ``classify(pool(h, o))``."""
+    ``classify_map(finish(h, o))``."""
 
     def __init__(self, config: Cnn3dConfig):
         super().__init__()
@@ -97,19 +97,12 @@ class Cnn3dBackbone(nn.Module):
         """Blocks[o:]: the last feature map (B, C, T, H, W), before pooling."""
         return self.run_blocks(h, o, self.num_blocks)
 
-    @staticmethod
-    def pool_map(m: torch.Tensor) -> torch.Tensor:
-        """Last feature map -> the clip's feature vector (B, C) the classifier reads."""
-        return m.mean(dim=(2, 3, 4))
-
-    def pool(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        return self.pool_map(self.finish(h, o))
-
-    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.head(pooled)
+    def classify_map(self, m: torch.Tensor) -> torch.Tensor:
+        """Last feature map -> global average pooling -> head (logits)."""
+        return self.head(m.mean(dim=(2, 3, 4)))
 
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        return self.classify(self.pool(h, o))
+        return self.classify_map(self.finish(h, o))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.server(self.edge(x, 0), 0)

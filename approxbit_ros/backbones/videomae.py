@@ -44,7 +44,7 @@ def small_videomae_config(num_classes: int, labels: Optional[Sequence[str]] = No
 
 class VideoMaeBackbone(nn.Module):
     """``edge(x, o)``: patch embedding + layers[:o] -> (B, D, T', H', W');
-    ``server(h, o)``: layers[o:] + pooling + classifier (logits), which is ``classify(pool(h, o))``."""
+    ``server(h, o)``: layers[o:] + pooling + classifier (logits), which is ``classify_map(finish(h, o))``."""
 
     def __init__(self, model, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
         super().__init__()
@@ -106,20 +106,13 @@ class VideoMaeBackbone(nn.Module):
             t = self.model.videomae.layernorm(t)
         return t.transpose(1, 2).reshape(h.shape)
 
-    def pool_map(self, m: torch.Tensor) -> torch.Tensor:
-        """Last feature map -> the clip's feature vector (B, D) the classifier reads (mean pooling
-        and fc_norm; VideoMAE has no CLS token)."""
+    def classify_map(self, m: torch.Tensor) -> torch.Tensor:
+        """Last feature map -> mean pooling and fc_norm (VideoMAE has no CLS token) -> classifier (logits)."""
         pooled = m.flatten(2).mean(2)
-        return self.model.fc_norm(pooled) if self.model.fc_norm is not None else pooled
-
-    def pool(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        return self.pool_map(self.finish(h, o))
-
-    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.model.classifier(pooled)
+        return self.model.classifier(self.model.fc_norm(pooled) if self.model.fc_norm is not None else pooled)
 
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
-        return self.classify(self.pool(h, o))
+        return self.classify_map(self.finish(h, o))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.server(self.edge(x, 0), 0)

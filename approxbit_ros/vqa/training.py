@@ -172,8 +172,7 @@ def evaluate_configurations(head: VqaHead, configs: ConfigurationSet, clips: int
         data = split_features(configs, "test", clips, cid, head.config.answers, progress=progress)
         acc = answer_accuracy(head, data)
         with torch.no_grad():
-            bb = configs.backbone
-            logits = bb.classify(bb.pool_map(data.maps.to(configs.device))).cpu()
+            logits = configs.backbone.classify_map(data.maps.to(configs.device)).cpu()
         acc["action_top1"] = float((logits.argmax(1) == data.labels).float().mean())
         out[cid] = acc
     return out
