@@ -44,9 +44,9 @@ class VqaQuestion:
     def _set(self, question: str):
         """Ask ``question`` from the next clip on; returns why not, or None."""
         question = question.strip()
-        if question and self.head is None:
-            return f"no VQA head in {self.folder} (train one with approxbit_train_vqa, or set vqa_head_path)"
         if question:
+            if self.head is None:
+                return f"no VQA head in {self.folder} (train one with approxbit_train_vqa, or set vqa_head_path)"
             try:
                 unknown = self.head.check_question(question)
             except QuestionError as exc:
@@ -54,9 +54,8 @@ class VqaQuestion:
             if unknown:
                 self.node.get_logger().warning(f"question {question!r}: the VQA head ignores the words it has not "
                                                f"seen: {', '.join(unknown)}")
-        self.question = question
-        if question:
             self.node.get_logger().info(f"answering {question!r} about every clip on vqa_answers")
+        self.question = question
         return None
 
     def _on_set_parameters(self, params) -> SetParametersResult:

@@ -71,6 +71,8 @@ QUESTION_TYPES: Tuple[QuestionType, ...] = (
 )
 PLACES = ("on the left", "in the middle", "on the right", "it is not visible")
 QUESTION_TYPE_NAMES = tuple(q.name for q in QUESTION_TYPES)
+# (question type, phrasing) of every phrasing, in the one order answers per clip are listed in
+PHRASINGS: Tuple[Tuple[str, str], ...] = tuple((q.name, p) for q in QUESTION_TYPES for p in q.phrasings)
 
 
 def place(x: float, alpha: float) -> str:
@@ -105,8 +107,8 @@ def answer_vocabulary() -> List[str]:
 
 
 def qa_pairs(label: int, layout: ClipLayout) -> List[Tuple[str, str, str]]:
-    """(question type, phrasing, answer) for every phrasing of every question about one clip."""
-    return [(q.name, p, answer(q.name, CLASSES[label], layout)) for q in QUESTION_TYPES for p in q.phrasings]
+    """(question type, phrasing, answer) for every phrasing (``PHRASINGS``) about one clip."""
+    return [(t, p, answer(t, CLASSES[label], layout)) for t, p in PHRASINGS]
 
 
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
@@ -118,6 +120,6 @@ def words(question: str) -> List[str]:
 
 
 def question_vocabulary(phrasings: Sequence[str] = ()) -> List[str]:
-    """Sorted words of every phrasing (default: all of ``QUESTION_TYPES``)."""
-    phrasings = phrasings or [p for q in QUESTION_TYPES for p in q.phrasings]
+    """Sorted words of every phrasing (default: all of ``PHRASINGS``)."""
+    phrasings = phrasings or [p for _, p in PHRASINGS]
     return sorted({w for p in phrasings for w in words(p)})

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     from approxbit_ros.vqa.model import VqaHead, vqa_folder
     from approxbit_ros.vqa.questions import QUESTION_TYPE_NAMES
     from approxbit_ros.vqa.training import (VqaTrainingConfig, blind_accuracy, evaluate_configurations, new_head,
-                                            split_features, train_head)
+                                            split_answers, split_features, train_head)
 
     defaults = VqaTrainingConfig()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,26 +61,24 @@ def main(argv=None) -> int:
     cfg = VqaTrainingConfig(train_clips=args.train_clips, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             eval_clips=args.eval_clips)
     t0 = time.time()
-    train = None
     if args.eval_only:
         head = VqaHead.from_pretrained(out)
+        train_answers = split_answers("train", cfg.train_clips, head.config.answers)
     else:
         head = new_head(configs)
         train = split_features(configs, "train", cfg.train_clips, answers=head.config.answers, progress=True)
         losses = train_head(head, train, cfg)
+        train_answers = train.answers
         print(f"trained on {cfg.train_clips} clips x {len(QUESTION_TYPE_NAMES)} question types, "
               f"{cfg.epochs} epochs, final loss {losses[-1]:.4f} ({time.time() - t0:.0f} s)", flush=True)
     results = evaluate_configurations(head, configs, cfg.eval_clips)
-    if train is None:
-        train = split_features(configs, "train", cfg.train_clips, answers=head.config.answers)
-    blind = blind_accuracy(train, split_features(configs, "test", cfg.eval_clips, answers=head.config.answers))
+    blind = blind_accuracy(train_answers, split_answers("test", cfg.eval_clips, head.config.answers))
     table = accuracy_table(results, blind, QUESTION_TYPE_NAMES)
     command = "approxbit_train_vqa " + " ".join(sys.argv[1:] if argv is None else argv)
     print(table)
     if not args.eval_only:
         head.save_pretrained(out, extra={"trained_by": command, "training": asdict(cfg),
                                          "test": results, "blind": blind, "seconds": round(time.time() - t0)})
-    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "eval.txt"), "w") as f:
         f.write(f"$ {command}\n{configs.name}, {cfg.eval_clips} test clips, every phrasing of every question\n"
                 f"{table}\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet
 from approxbit_ros.data.synthetic_actions import SyntheticActions
 from approxbit_ros.vqa.model import VqaHead, VqaHeadConfig
-from approxbit_ros.vqa.questions import QUESTION_TYPES, answer_vocabulary, qa_pairs
+from approxbit_ros.vqa.questions import PHRASINGS, answer_vocabulary, qa_pairs
 
 
 @dataclass
@@ -35,20 +35,13 @@ class VqaTrainingConfig:
     eval_clips: int = 1300
 
 
-@dataclass
-class _Phrasings:
-    """Every (question type, phrasing) pair and its encoded words."""
-    types: List[str]
-    texts: List[str]
-    word_ids: torch.Tensor          # (P, L)
-    mask: torch.Tensor              # (P, L)
+PHRASING_TYPES = [t for t, _ in PHRASINGS]
 
 
-def _phrasings(head: VqaHead) -> _Phrasings:
-    types = [q.name for q in QUESTION_TYPES for _ in q.phrasings]
-    texts = [p for q in QUESTION_TYPES for p in q.phrasings]
-    ids, mask, _ = head.encode_questions(texts)
-    return _Phrasings(types, texts, ids, mask)
+def _encoded_phrasings(head: VqaHead) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Word ids and mask (P, L) of every phrasing, in ``PHRASINGS`` order."""
+    ids, mask, _ = head.encode_questions([p for _, p in PHRASINGS])
+    return ids, mask
 
 
 @dataclass
@@ -56,7 +49,7 @@ class SplitFeatures:
     """What a configuration delivers for clips of a split, and every question's answer about them."""
     maps: torch.Tensor              # (N, C, T, H, W) the backbone's last feature maps
     labels: torch.Tensor            # (N,) action classes
-    answers: torch.Tensor           # (N, P) answer index per phrasing (``_phrasings`` order)
+    answers: torch.Tensor           # (N, P) answer index per phrasing (``PHRASINGS`` order)
 
 
 @torch.no_grad()
@@ -75,21 +68,33 @@ def final_maps(configs: ConfigurationSet, clips_uint8: np.ndarray, config_id: st
     return bb.finish(feats, c.offload_point)
 
 
+def _answer_indices(items, answers: Sequence[str] = None) -> torch.Tensor:
+    """(N, P) indices into ``answers`` (default the full answer vocabulary) of every phrasing's
+    answer about each ``(clip, label, layout)`` item."""
+    index = {a: i for i, a in enumerate(answers or answer_vocabulary())}
+    return torch.tensor([[index[a] for _, _, a in qa_pairs(y, layout)] for _, y, layout in items])
+
+
+def split_answers(split: str, clips: int, answers: Sequence[str] = None) -> torch.Tensor:
+    """Every phrasing's answer (N, P) about clips 0..clips-1 of a split, without running a model."""
+    ds = SyntheticActions(split, clips)
+    return _answer_indices([ds.with_layout(i) for i in range(clips)], answers)
+
+
 def split_features(configs: ConfigurationSet, split: str, clips: int, config_id: str = EDGE_ONLY,
                    answers: Sequence[str] = None, batch_size: int = 32, progress: bool = False) -> SplitFeatures:
     """Last feature maps, labels and answers (indices into ``answers``, default the full answer
     vocabulary) of clips 0..clips-1 of a split."""
     from tqdm import tqdm
 
-    index = {a: i for i, a in enumerate(answers or answer_vocabulary())}
     ds = SyntheticActions(split, clips)
     maps, labels, targets = [], [], []
     for start in tqdm(range(0, clips, batch_size), desc=f"{split} {config_id}", disable=not progress, leave=False):
         items = [ds.with_layout(i) for i in range(start, min(start + batch_size, clips))]
         maps.append(final_maps(configs, np.stack([c for c, _, _ in items]), config_id).float().cpu())
         labels += [y for _, y, _ in items]
-        targets += [[index[a] for _, _, a in qa_pairs(y, layout)] for _, y, layout in items]
-    return SplitFeatures(torch.cat(maps), torch.tensor(labels), torch.tensor(targets))
+        targets.append(_answer_indices(items, answers))
+    return SplitFeatures(torch.cat(maps), torch.tensor(labels), torch.cat(targets))
 
 
 def new_head(configs: ConfigurationSet) -> VqaHead:
@@ -105,10 +110,10 @@ def train_head(head: VqaHead, data: SplitFeatures, cfg: VqaTrainingConfig, progr
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
-    ph = _phrasings(head)
-    types = list(dict.fromkeys(ph.types))
-    first = torch.tensor([ph.types.index(t) for t in types])            # phrasings of a type are consecutive
-    count = torch.tensor([ph.types.count(t) for t in types])
+    word_ids, word_mask = _encoded_phrasings(head)
+    types = list(dict.fromkeys(PHRASING_TYPES))
+    first = torch.tensor([PHRASING_TYPES.index(t) for t in types])      # phrasings of a type are consecutive
+    count = torch.tensor([PHRASING_TYPES.count(t) for t in types])
     n, k = len(data.maps), len(types)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = -(-n * k // cfg.batch_size)
@@ -124,7 +129,7 @@ def train_head(head: VqaHead, data: SplitFeatures, cfg: VqaTrainingConfig, progr
             pick = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             clip, qt = pick // k, pick % k
             phr = first[qt] + (torch.rand(len(pick), generator=gen) * count[qt]).long()
-            loss = F.cross_entropy(head(data.maps[clip], ph.word_ids[phr], ph.mask[phr]), data.answers[clip, phr])
+            loss = F.cross_entropy(head(data.maps[clip], word_ids[phr], word_mask[phr]), data.answers[clip, phr])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -139,12 +144,12 @@ def train_head(head: VqaHead, data: SplitFeatures, cfg: VqaTrainingConfig, progr
 @torch.no_grad()
 def answer_accuracy(head: VqaHead, data: SplitFeatures, batch_size: int = 256) -> Dict[str, float]:
     """Accuracy over every phrasing of every question about each clip: overall and per question type."""
-    ph = _phrasings(head)
-    hits: Dict[str, List[int]] = {t: [0, 0] for t in ph.types}
-    for i, t in enumerate(ph.types):
+    word_ids, word_mask = _encoded_phrasings(head)
+    hits: Dict[str, List[int]] = {t: [0, 0] for t in PHRASING_TYPES}
+    for i, t in enumerate(PHRASING_TYPES):
         for s in range(0, len(data.maps), batch_size):
             maps = data.maps[s:s + batch_size]
-            pred = head(maps, ph.word_ids[i:i + 1].expand(len(maps), -1), ph.mask[i:i + 1].expand(len(maps), -1))
+            pred = head(maps, word_ids[i:i + 1].expand(len(maps), -1), word_mask[i:i + 1].expand(len(maps), -1))
             hits[t][0] += int((pred.argmax(1) == data.answers[s:s + batch_size, i]).sum())
             hits[t][1] += len(maps)
     out = {t: c / n for t, (c, n) in hits.items()}
@@ -152,15 +157,16 @@ def answer_accuracy(head: VqaHead, data: SplitFeatures, batch_size: int = 256) -
     return out
 
 
-def blind_accuracy(train: SplitFeatures, test: SplitFeatures) -> Dict[str, float]:
-    """The no-video baseline: always the most common training answer of each question type."""
-    types = [q.name for q in QUESTION_TYPES for _ in q.phrasings]
+def blind_accuracy(train_answers: torch.Tensor, test_answers: torch.Tensor) -> Dict[str, float]:
+    """The no-video baseline: always the most common training answer of each question type
+    (answers (N, P) as ``SplitFeatures.answers`` or ``split_answers`` give them)."""
+    types = list(dict.fromkeys(PHRASING_TYPES))
     out = {}
-    for t in dict.fromkeys(types):
-        cols = [i for i, ti in enumerate(types) if ti == t]
-        common = Counter(train.answers[:, cols].flatten().tolist()).most_common(1)[0][0]
-        out[t] = float((test.answers[:, cols] == common).float().mean())
-    out["all"] = float(np.mean([out[t] for t in dict.fromkeys(types)]))     # equal phrasings per type
+    for t in types:
+        cols = [i for i, ti in enumerate(PHRASING_TYPES) if ti == t]
+        common = Counter(train_answers[:, cols].flatten().tolist()).most_common(1)[0][0]
+        out[t] = float((test_answers[:, cols] == common).float().mean())
+    out["all"] = float(np.mean([out[t] for t in types]))     # equal phrasings per type
     return out
 
 
@@ -179,4 +185,4 @@ def evaluate_configurations(head: VqaHead, configs: ConfigurationSet, clips: int
 
 
 __all__ = ["SplitFeatures", "VqaTrainingConfig", "answer_accuracy", "blind_accuracy", "evaluate_configurations",
-           "final_maps", "new_head", "split_features", "train_head"]
+           "final_maps", "new_head", "split_answers", "split_features", "train_head"]
