@@ -148,7 +148,9 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
     try:
         with ProcessGraph(nodes, echo=False) as graph:
             by_config = lambda cid: [m for (s, e), m in list(probe.results.items()) if m.config_id == cid]  # noqa
-            assert _wait(lambda: len(by_config(FIRST)) >= 4, graph), graph.output("approxbit_edge")
+            # results and payloads are two topics whose subscriptions match at their own pace: a
+            # fresh machine once had four results before the probe had seen one payload
+            assert _wait(lambda: len(by_config(FIRST)) >= 4 and probe.payloads, graph), graph.output("approxbit_edge")
             good = next(iter(probe.payloads.values()))
             for bad in _malformed(good):
                 probe.inject.publish(bad)
