@@ -144,3 +144,108 @@ def test_the_pipeline_hands_the_final_map_to_the_head_on_both_sides():
         with torch.no_grad():
             again = predict_topk(bb.classify_map(fmap), configs.labels)
         assert again.topk_ids == pred.topk_ids and np.isclose(again.score, pred.score)
+
+
+@needs_backbone
+def test_training_on_several_sources_reads_each_of_them():
+    """With a second source whose maps carry nothing (zeros), the head must learn the answers'
+    priors for it (the no-video baseline) and still read the real maps: both sources are drawn."""
+    from approxbit_ros.configurations import ConfigurationSet
+    from approxbit_ros.vqa.training import (SplitFeatures, VqaTrainingConfig, answer_accuracy, blind_accuracy,
+                                            new_head, split_features, train_head, training_sources)
+
+    torch.set_num_threads(2)
+    configs = ConfigurationSet.from_pretrained(BACKBONE, only=["o1/enc/k8", "o1/float32"], raw_features=False)
+    assert training_sources(configs, "edge_only") == ["edge_only"]
+    assert training_sources(configs, "all") == ["edge_only", "cnn3d/o1/enc/k8"]      # float32 = edge-only's map
+    with pytest.raises(ValueError, match="train_on"):
+        training_sources(configs, "everything")
+    head = new_head(configs)
+    train = split_features(configs, "train", 390, answers=head.config.answers)
+    test = split_features(configs, "test", 130, answers=head.config.answers)
+    blank = SplitFeatures(torch.zeros_like(train.maps), train.labels, train.answers)
+    with pytest.raises(ValueError, match="same clips"):
+        train_head(head, [train, SplitFeatures(train.maps, train.labels, train.answers.roll(1, 0))],
+                   VqaTrainingConfig(epochs=1), progress=False)
+    train_head(head, [train, blank], VqaTrainingConfig(epochs=8, batch_size=128), progress=False)
+    blind = blind_accuracy(train.answers, test.answers)
+    on_real = answer_accuracy(head, test)
+    on_blank = answer_accuracy(head, SplitFeatures(torch.zeros_like(test.maps), test.labels, test.answers))
+    assert on_real["all"] > blind["all"] + 0.1, (on_real, blind)
+    assert abs(on_blank["all"] - blind["all"]) < 0.03, (on_blank, blind)
+
+
+def _action_table():
+    from offload_common.lookup_table import LookupTable, LutEntry
+
+    def entry(cid, acc, nbytes, edge, server, deployable=True):
+        return LutEntry(cid, "edge_only" if cid == "edge_only" else "binary", acc, nbytes, edge, 0.5, 1.0, server,
+                        deployable)
+    return LookupTable("var", "action recognition", "top1", [
+        entry("cnn3d/o1/enc/k8", 0.99, 512, 5.0, 5.0), entry("cnn3d/o2/enc/k8", 0.96, 512, 6.0, 3.0),
+        entry("cnn3d/o2/noenc/k8", 0.998, 4096, 10.0, 5.0), entry("edge_only", 0.999, 0, 40.0, 0.0),
+        entry("h264/qp24", 0.998, 6893, 0.0, 10.0, deployable=False)], {"command": "approxbit_profile x"})
+
+
+def test_the_vqa_table_keeps_the_streams_costs_and_adds_the_heads_time_where_it_runs():
+    from approxbit_ros.vqa.profiling import VQA_METRIC, vqa_lookup_table
+
+    action = _action_table()
+    results = {cid: {"all": acc, "action": acc, "action_top1": top1} for cid, acc, top1 in
+               (("cnn3d/o1/enc/k8", 0.93, 0.99), ("cnn3d/o2/enc/k8", 0.96, 0.95), ("edge_only", 0.97, 0.999),
+                ("cnn3d/o1/float32", 0.97, 0.999))}
+    vqa = vqa_lookup_table(action, results, head_ms=0.5, clips=130)
+    assert vqa.stream_id == "var" and vqa.metric == VQA_METRIC
+    by_id = {e.config_id: e for e in vqa.entries}
+    assert sorted(by_id) == ["cnn3d/o1/enc/k8", "cnn3d/o2/enc/k8", "edge_only"]     # no baseline, no missing row
+    assert vqa.meta["not_in_action_table"] == ["cnn3d/o1/float32"]
+    for e in action.entries:
+        if e.config_id in by_id:
+            v = by_id[e.config_id]
+            assert v.bytes == e.bytes and v.encode_ms == e.encode_ms and v.decode_ms == e.decode_ms
+            assert v.accuracy == results[e.config_id]["all"] and v.extra["vqa/action"] == v.accuracy
+            assert v.extra["action_top1"] == results[e.config_id]["action_top1"]
+            on_edge = e.config_id == "edge_only"
+            assert v.edge_ms == e.edge_ms + 0.5 * on_edge and v.server_ms == e.server_ms + 0.5 * (not on_edge)
+    with pytest.raises(ValueError, match="no configuration"):
+        vqa_lookup_table(action, {"other": {"all": 1.0}}, 0.5, 130)
+
+
+def test_an_accuracy_sla_on_answers_chooses_by_answer_accuracy():
+    """Same stream, same link: the action table and the VQA table rank the configurations
+    differently, and the monitor's chooser follows the table it is given."""
+    from approxbit_ros.vqa.profiling import vqa_lookup_table
+    from offload_common.monitor.chooser import ConfigurationChooser, LinkState, Sla
+
+    action = _action_table()
+    results = {"cnn3d/o1/enc/k8": {"all": 0.96}, "cnn3d/o2/enc/k8": {"all": 0.93},
+               "cnn3d/o2/noenc/k8": {"all": 0.965}, "edge_only": {"all": 0.97}}
+    vqa = vqa_lookup_table(action, results, 0.5, 130)
+    sla, link = Sla("accuracy", accuracy=0.95), LinkState(True, 3.0, 10.0)
+    # o2/enc/k8 is the fastest coded configuration (22 ms here); its answers miss the bound, its labels do not
+    assert ConfigurationChooser([action]).choose(sla, link, 0.0).config_id == "cnn3d/o2/enc/k8"
+    assert ConfigurationChooser([vqa]).choose(sla, link, 0.0).config_id == "cnn3d/o1/enc/k8"
+    with pytest.raises(ValueError, match=r"repeat across lookup tables: cnn3d/o1/enc/k8, cnn3d/o2/enc/k8, "
+                                         r"cnn3d/o2/noenc/k8, edge_only \(one table"):
+        ConfigurationChooser([action, vqa])     # the baseline h264/qp24 is not deployable: not a repeat
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(vqa_folder(BACKBONE), "lut_cpu.json")),
+                    reason="committed VQA lookup table not present")
+def test_the_committed_vqa_table_matches_the_action_table_and_the_heads_own_results():
+    import json
+
+    from offload_common.lookup_table import LookupTable
+
+    action = LookupTable.load(os.path.join(BACKBONE, "lut_cpu.json"))
+    vqa = LookupTable.load(os.path.join(vqa_folder(BACKBONE), "lut_cpu.json"))
+    with open(os.path.join(vqa_folder(BACKBONE), "config.json")) as f:
+        measured = json.load(f)["test"]
+    assert vqa.stream_id == action.stream_id and vqa.metric == "vqa_accuracy"
+    assert {e.config_id for e in vqa.entries} == {e.config_id for e in action.entries if e.deployable} == set(measured)
+    head_ms = vqa.meta["head_ms"]
+    assert 0 < head_ms < 50
+    for e in vqa.entries:
+        a = action.get(e.config_id)
+        assert e.bytes == a.bytes and e.accuracy == measured[e.config_id]["all"]
+        assert e.edge_part_ms + e.server_part_ms == pytest.approx(a.edge_part_ms + a.server_part_ms + head_ms)

@@ -1,8 +1,10 @@
 """Training the answer head on a frozen backbone, and measuring it through every configuration.
 
 The backbone, its classifier and every configuration's encoder / decoder stay frozen: the head
-learns from the last feature maps of the whole backbone (edge-only) on training clips, every
-phrasing of every question per clip. Evaluation answers every question about each test clip
+learns from the last feature maps of training clips, every phrasing of every question per clip,
+either as the whole backbone computes them (edge-only) or, with ``train_on="all"``, as edge-only
+and every coded configuration (ApproxBit and DeepCOD) deliver them to the server (each question about a clip reads the
+map of one source drawn at random), so one head serves every configuration. Evaluation answers every question about each test clip
 from the features each configuration delivers to the server — the binary codes decoded by that
 configuration's decoder, then the rest of the backbone — so it measures what the codes, trained
 for action recognition, keep for a second task. A blind baseline (the most common training
@@ -33,8 +35,10 @@ class VqaTrainingConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     eval_clips: int = 1300
+    train_on: str = "all"            # "all": edge-only and every coded configuration; "edge_only"
 
 
+TRAIN_ON = ("edge_only", "all")
 PHRASING_TYPES = [t for t, _ in PHRASINGS]
 
 
@@ -97,6 +101,15 @@ def split_features(configs: ConfigurationSet, split: str, clips: int, config_id:
     return SplitFeatures(torch.cat(maps), torch.tensor(labels), torch.cat(targets))
 
 
+def training_sources(configs: ConfigurationSet, train_on: str) -> List[str]:
+    """The configurations whose maps the head learns from: edge-only, and for ``"all"`` every
+    configuration with an encoder (float32 splits deliver the edge-only map unchanged)."""
+    if train_on not in TRAIN_ON:
+        raise ValueError(f"train_on must be one of {TRAIN_ON}, got {train_on!r}")
+    coded = [cid for cid, c in configs.configurations.items() if c.encoder is not None]
+    return [EDGE_ONLY] + (coded if train_on == "all" else [])
+
+
 def new_head(configs: ConfigurationSet) -> VqaHead:
     """An untrained head for the backbone's last feature map at the set's clip size."""
     shape = final_maps(configs, np.zeros((1, configs.clip_frames, configs.clip_size, configs.clip_size, 3),
@@ -104,11 +117,18 @@ def new_head(configs: ConfigurationSet) -> VqaHead:
     return VqaHead(VqaHeadConfig(feature_dim=shape[1], grid=list(shape[2:])))
 
 
-def train_head(head: VqaHead, data: SplitFeatures, cfg: VqaTrainingConfig, progress: bool = True) -> List[float]:
-    """Train ``head``: every epoch asks every question type about each clip once, in one of its
-    phrasings drawn at random. Returns the mean loss per epoch."""
+def train_head(head: VqaHead, data, cfg: VqaTrainingConfig, progress: bool = True) -> List[float]:
+    """Train ``head`` on one ``SplitFeatures`` or a list of them (the same clips as several
+    configurations deliver them): every epoch asks every question type about each clip once, in
+    one of its phrasings drawn at random, reading the map of a source drawn at random. Returns the
+    mean loss per epoch."""
     from tqdm import tqdm
 
+    sources = [data] if isinstance(data, SplitFeatures) else list(data)
+    if any(not torch.equal(s.answers, sources[0].answers) for s in sources[1:]):
+        raise ValueError("training sources must hold the same clips")
+    maps = torch.stack([s.maps for s in sources]) if len(sources) > 1 else sources[0].maps[None]
+    data = sources[0]
     torch.manual_seed(cfg.seed)
     word_ids, word_mask = _encoded_phrasings(head)
     types = list(dict.fromkeys(PHRASING_TYPES))
@@ -129,7 +149,8 @@ def train_head(head: VqaHead, data: SplitFeatures, cfg: VqaTrainingConfig, progr
             pick = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             clip, qt = pick // k, pick % k
             phr = first[qt] + (torch.rand(len(pick), generator=gen) * count[qt]).long()
-            loss = F.cross_entropy(head(data.maps[clip], word_ids[phr], word_mask[phr]), data.answers[clip, phr])
+            src = torch.randint(len(maps), (len(pick),), generator=gen) if len(maps) > 1 else torch.zeros_like(clip)
+            loss = F.cross_entropy(head(maps[src, clip], word_ids[phr], word_mask[phr]), data.answers[clip, phr])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -185,4 +206,4 @@ def evaluate_configurations(head: VqaHead, configs: ConfigurationSet, clips: int
 
 
 __all__ = ["SplitFeatures", "VqaTrainingConfig", "answer_accuracy", "blind_accuracy", "evaluate_configurations",
-           "final_maps", "new_head", "split_answers", "split_features", "train_head"]
+           "final_maps", "new_head", "split_answers", "split_features", "train_head", "training_sources"]

@@ -111,8 +111,10 @@ class ConfigurationChooser:
         if not self.entries:
             raise ValueError("no deployable configuration in the lookup tables")
         ids = [e.config_id for e in self.entries]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"configuration ids repeat across lookup tables: {ids}")
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"configuration ids repeat across lookup tables: {', '.join(repeated)} (one table per "
+                             "configuration: e.g. a stream's action table or its VQA table, not both)")
         self.current: Optional[LutEntry] = next((e for e in self.entries if e.config_id == initial), None)
         self.last_switch_s = float("-inf")
         self.switches = 0

@@ -131,7 +131,8 @@ class LinkMonitorNode(Node):
             self.create_timer(self.p.probe_period_s, self._probe)
             self._capacity_every = max(1, round(self.p.capacity_probe_period_s / self.p.probe_period_s))
         self.get_logger().info(f"link monitor for '{self.p.stream_id}': {len(self.chooser.entries)} configurations "
-                               f"from {len(tables)} table(s); SLA {self.sla}")
+                               f"from {len(tables)} table(s) (accuracy: {', '.join(sorted({t.metric for t in tables}))}); "
+                               f"SLA {self.sla}")
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_receipt(self, msg: LinkReceipt) -> None:
