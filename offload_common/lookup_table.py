@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 EDGE_ONLY = "edge_only"
+VQA_METRIC = "vqa_accuracy"       # a table of answer accuracy: its results are VqaAnswer messages
 
 
 @dataclass
@@ -56,7 +57,7 @@ class LutEntry:
 class LookupTable:
     stream_id: str                 # "var" (ApproxBit action recognition), "det" (How2Compress)
     task: str
-    metric: str                    # what accuracy means: "top1", "f1"
+    metric: str                    # what accuracy means: "top1", "f1", "vqa_accuracy"
     entries: List[LutEntry]
     meta: Dict[str, object] = field(default_factory=dict)   # device, command, date, clips...
 

@@ -67,10 +67,10 @@ class Watcher:
         self.node.destroy_node()
 
 
-def save_lut(tmp_path, accurate_bytes: int) -> str:
+def save_lut(tmp_path, accurate_bytes: int, metric: str = "top1") -> str:
     """Three configurations: accurate (payload ``accurate_bytes``), small, and a slow edge-only."""
     lut = str(tmp_path / "lut.json")
-    LookupTable("var", "test", "top1", [
+    LookupTable("var", "test", metric, [
         LutEntry("cnn3d/o2/noenc/k8", "binary", 0.99, accurate_bytes, 10, 1, 40, 5),
         LutEntry("cnn3d/o2/enc/k4", "binary", 0.90, 100, 10, 1, 5, 5),
         LutEntry("edge_only", "edge_only", 0.99, 0, 500),
@@ -121,16 +121,21 @@ def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy
     assert {b"\x00", b"\x02"} <= levels or {0, 2} <= levels                 # OK and ERROR (link down) seen
 
 
-def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path):
+@pytest.mark.parametrize("metric", ["top1", "vqa_accuracy"])
+def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path, metric):
     """The table says the accurate configuration fits 100 ms; its results say 300 ms. After a few
     results the monitor predicts from them and moves to the configuration that fits; results for
-    unknown configurations or with impossible breakdowns are ignored without harm."""
-    from edge_offload.msg import ActionResult
+    unknown configurations or with impossible breakdowns are ignored without harm. With a VQA
+    table the results it learns from are the answers (``vqa_answers``), whose latency includes
+    the answer head's time as the table's does."""
+    from edge_offload.msg import ActionResult, VqaAnswer
     from offload_common.nodes.qos import RESULT_QOS
 
-    lut = save_lut(tmp_path, accurate_bytes=1000)
+    lut = save_lut(tmp_path, accurate_bytes=1000, metric=metric)
     watcher = Watcher(rclpy_context)
-    pub = watcher.node.create_publisher(ActionResult, "action_results", RESULT_QOS)
+    ResultType = VqaAnswer if metric == "vqa_accuracy" else ActionResult
+    pub = watcher.node.create_publisher(ResultType, "vqa_answers" if ResultType is VqaAnswer else "action_results",
+                                        RESULT_QOS)
     monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
                           overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
                                      "min_dwell_s": 0.5, "calibration_min_results": 5, "latency_quantile": 0.9})
@@ -138,7 +143,7 @@ def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path):
 
     def publish(config_id, total_ms, transmit_ms=1.0, n=1):
         for _ in range(n):
-            m = ActionResult(stream_id="var", config_id=config_id)
+            m = ResultType(stream_id="var", config_id=config_id)
             m.latency.total_ms, m.latency.transmit_ms = total_ms, transmit_ms
             pub.publish(m)
             time.sleep(0.05)

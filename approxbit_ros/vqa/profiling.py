@@ -20,9 +20,7 @@ import torch
 
 from approxbit_ros.vqa.model import VqaHead
 from approxbit_ros.vqa.questions import PHRASINGS
-from offload_common.lookup_table import EDGE_ONLY, LookupTable
-
-VQA_METRIC = "vqa_accuracy"
+from offload_common.lookup_table import EDGE_ONLY, VQA_METRIC, LookupTable
 
 
 @torch.no_grad()

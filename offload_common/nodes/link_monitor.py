@@ -9,11 +9,12 @@ The SLA (``sla_kind``, ``sla_latency_ms``, ``sla_accuracy``) can be changed at r
 ``ros2 param set``; invalid values are refused.
 
 Calibration (``calibrate_from_results``): the stream's results (``action_results`` /
-``detections``) carry their latency breakdown; the monitor learns each configuration's real
+``detections``, or ``vqa_answers`` with a VQA lookup table) carry their latency breakdown; the monitor learns each configuration's real
 compute time and jitter from them and checks a latency SLA against the predicted
 ``latency_quantile`` (offload_common/monitor/calibration.py).
 
-Topics: subscribes ``link_receipts``, ``link_rate_report``, ``action_results``, ``detections``;
+Topics: subscribes ``link_receipts``, ``link_rate_report``, ``action_results``, ``detections``
+(``vqa_answers`` instead of both with a VQA table);
 publishes ``offload_config``
 (OffloadConfig, latched), ``link_probe`` (LinkProbe), ``/diagnostics``.
 """
@@ -24,9 +25,9 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import Float32
 
-from edge_offload.msg import ActionResult, DetectionArray, LinkProbe, LinkReceipt, OffloadConfig
+from edge_offload.msg import ActionResult, DetectionArray, LinkProbe, LinkReceipt, OffloadConfig, VqaAnswer
 from offload_common.image_conversion import uint8_array
-from offload_common.lookup_table import EDGE_ONLY, LookupTable
+from offload_common.lookup_table import EDGE_ONLY, VQA_METRIC, LookupTable
 from offload_common.monitor import (CalibrationSettings, ChooserSettings, ConfigurationChooser, EstimatorSettings,
                                     LatencyCalibrator, LinkEstimator, Sla, read_interface_bytes)
 from offload_common.nodes.link_echo import PROBE_QOS
@@ -120,8 +121,12 @@ class LinkMonitorNode(Node):
         self.create_subscription(LinkReceipt, "link_receipts", self._on_receipt, RESULT_QOS)
         self.create_subscription(Float32, "link_rate_report", self._on_rate, 10)
         if self.chooser.calibrator is not None:
-            self.create_subscription(ActionResult, "action_results", self._on_result, RESULT_QOS)
-            self.create_subscription(DetectionArray, "detections", self._on_result, RESULT_QOS)
+            if all(t.metric == VQA_METRIC for t in tables):
+                # a VQA table's times include the answer head's, as the answers' latency does
+                self.create_subscription(VqaAnswer, "vqa_answers", self._on_result, RESULT_QOS)
+            else:
+                self.create_subscription(ActionResult, "action_results", self._on_result, RESULT_QOS)
+                self.create_subscription(DetectionArray, "detections", self._on_result, RESULT_QOS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(self.p.decision_period_s, self._decide)
         self.create_timer(1.0, self._diagnose)
