@@ -14,6 +14,7 @@ from approxbit_ros.vqa.questions import (FACTS, PLACES, QUESTION_TYPES, answer, 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONE = os.path.join(ROOT, "models", "approxbit", "cnn3d-actions")
+VIDEOMAE = os.path.join(ROOT, "models", "approxbit", "videomae-actions")
 needs_backbone = pytest.mark.skipif(not os.path.isfile(os.path.join(BACKBONE, "model.safetensors")),
                                     reason="trained ApproxBit backbone not present")
 
@@ -109,19 +110,21 @@ def test_training_on_the_frozen_backbone_beats_the_no_video_baseline():
     assert all(torch.equal(before[k], v) for k, v in configs.backbone.state_dict().items())     # frozen
 
 
-@needs_backbone
-@pytest.mark.skipif(not os.path.isdir(vqa_folder(BACKBONE)), reason="committed VQA head not present")
-def test_the_committed_head_answers_held_out_clips_through_the_binary_codes():
+@pytest.mark.parametrize("backbone,config", [(BACKBONE, "o1/enc/k8"), (VIDEOMAE, "o4/enc/k48")],
+                         ids=["cnn3d", "videomae"])
+def test_the_committed_head_answers_held_out_clips_through_the_binary_codes(backbone, config):
     """Every question about held-out clips, from the features the server rebuilds from an
     Enc configuration's bits: close to edge-only, and far above the no-video baseline."""
     from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet
     from approxbit_ros.vqa.training import evaluate_configurations
 
+    if not (os.path.isfile(os.path.join(backbone, "model.safetensors")) and os.path.isdir(vqa_folder(backbone))):
+        pytest.skip(f"no trained backbone with a committed VQA head in {backbone}")
     torch.set_num_threads(2)
-    configs = ConfigurationSet.from_pretrained(BACKBONE, only=["o1/enc/k8"], raw_features=False)
-    head = VqaHead.from_pretrained(vqa_folder(BACKBONE))
+    configs = ConfigurationSet.from_pretrained(backbone, only=[config], raw_features=False)
+    head = VqaHead.from_pretrained(vqa_folder(backbone))
     res = evaluate_configurations(head, configs, 130, progress=False)
-    edge, coded = res[EDGE_ONLY], res["cnn3d/o1/enc/k8"]
+    edge, coded = res[EDGE_ONLY], res[f"{configs.name}/{config}"]
     assert edge["all"] > 0.9 and coded["all"] > edge["all"] - 0.05, res
     assert coded["action"] > 0.85 and coded["direction"] > 0.85
 
@@ -230,16 +233,17 @@ def test_an_accuracy_sla_on_answers_chooses_by_answer_accuracy():
         ConfigurationChooser([action, vqa])     # the baseline h264/qp24 is not deployable: not a repeat
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(vqa_folder(BACKBONE), "lut_cpu.json")),
-                    reason="committed VQA lookup table not present")
-def test_the_committed_vqa_table_matches_the_action_table_and_the_heads_own_results():
+@pytest.mark.parametrize("backbone", [BACKBONE, VIDEOMAE], ids=["cnn3d", "videomae"])
+def test_the_committed_vqa_table_matches_the_action_table_and_the_heads_own_results(backbone):
     import json
 
     from offload_common.lookup_table import LookupTable
 
-    action = LookupTable.load(os.path.join(BACKBONE, "lut_cpu.json"))
-    vqa = LookupTable.load(os.path.join(vqa_folder(BACKBONE), "lut_cpu.json"))
-    with open(os.path.join(vqa_folder(BACKBONE), "config.json")) as f:
+    if not os.path.isfile(os.path.join(vqa_folder(backbone), "lut_cpu.json")):
+        pytest.skip(f"no committed VQA lookup table in {backbone}")
+    action = LookupTable.load(os.path.join(backbone, "lut_cpu.json"))
+    vqa = LookupTable.load(os.path.join(vqa_folder(backbone), "lut_cpu.json"))
+    with open(os.path.join(vqa_folder(backbone), "config.json")) as f:
         measured = json.load(f)["test"]
     assert vqa.stream_id == action.stream_id and vqa.metric == "vqa_accuracy"
     assert {e.config_id for e in vqa.entries} == {e.config_id for e in action.entries if e.deployable} == set(measured)
