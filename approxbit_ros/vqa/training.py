@@ -3,12 +3,13 @@
 The backbone, its classifier and every configuration's encoder / decoder stay frozen: the head
 learns from the last feature maps of training clips, every phrasing of every question per clip,
 either as the whole backbone computes them (edge-only) or, with ``train_on="all"``, as edge-only
-and every coded configuration (ApproxBit and DeepCOD) deliver them to the server (each question about a clip reads the
-map of one source drawn at random), so one head serves every configuration. Evaluation answers every question about each test clip
-from the features each configuration delivers to the server — the binary codes decoded by that
-configuration's decoder, then the rest of the backbone — so it measures what the codes, trained
-for action recognition, keep for a second task. A blind baseline (the most common training
-answer per question type, no video) shows what the questions alone give away.
+and every coded configuration (ApproxBit and DeepCOD) deliver them to the server: each question
+about a clip reads the map of one source drawn at random, so one head serves every configuration.
+Evaluation answers every question about each test clip from the features each configuration
+delivers to the server — the codes decoded by that configuration's decoder, then the rest of the
+backbone — so it measures what the codes, trained for action recognition, keep for a second task.
+A blind baseline (the most common training answer per question type, no video) shows what the
+questions alone give away.
 """
 from __future__ import annotations
 

@@ -3,19 +3,18 @@
 nodes and diagnostics. Runs on the edge side.
 
 Measurement: round trips and capacity from the monitor's own probes (answered by link_echo on
-the server side), liveness also from the LinkReceipts of the stream's payloads, an optional externally reported rate (``link_rate_report``,
-std_msgs/Float32 in Mbit/s, e.g. from a satellite modem) and optional interface counters.
-The SLA (``sla_kind``, ``sla_latency_ms``, ``sla_accuracy``) can be changed at run time with
-``ros2 param set``; invalid values are refused.
+the server side), liveness also from the LinkReceipts of the stream's payloads, an optional
+externally reported rate (``link_rate_report``, std_msgs/Float32 in Mbit/s, e.g. from a
+satellite modem) and optional interface counters. The SLA (``sla_kind``, ``sla_latency_ms``,
+``sla_accuracy``) can be changed at run time with ``ros2 param set``; invalid values are refused.
 
 Calibration (``calibrate_from_results``): the stream's results (``action_results`` /
-``detections``, or ``vqa_answers`` with a VQA lookup table) carry their latency breakdown; the monitor learns each configuration's real
-compute time and jitter from them and checks a latency SLA against the predicted
-``latency_quantile`` (offload_common/monitor/calibration.py).
+``detections``, or ``vqa_answers`` with a VQA lookup table) carry their latency breakdown; the
+monitor learns each configuration's real compute time and jitter from them and checks a latency
+SLA against the predicted ``latency_quantile`` (offload_common/monitor/calibration.py).
 
-Topics: subscribes ``link_receipts``, ``link_rate_report``, ``action_results``, ``detections``
-(``vqa_answers`` instead of both with a VQA table);
-publishes ``offload_config``
+Topics: subscribes ``link_receipts``, ``link_rate_report``, ``action_results`` and
+``detections`` (``vqa_answers`` instead of both with a VQA table); publishes ``offload_config``
 (OffloadConfig, latched), ``link_probe`` (LinkProbe), ``/diagnostics``.
 """
 from __future__ import annotations
@@ -135,9 +134,9 @@ class LinkMonitorNode(Node):
         if self.p.probe_period_s > 0:
             self.create_timer(self.p.probe_period_s, self._probe)
             self._capacity_every = max(1, round(self.p.capacity_probe_period_s / self.p.probe_period_s))
+        metrics = ", ".join(sorted({t.metric for t in tables}))
         self.get_logger().info(f"link monitor for '{self.p.stream_id}': {len(self.chooser.entries)} configurations "
-                               f"from {len(tables)} table(s) (accuracy: {', '.join(sorted({t.metric for t in tables}))}); "
-                               f"SLA {self.sla}")
+                               f"from {len(tables)} table(s) (accuracy: {metrics}); SLA {self.sla}")
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_receipt(self, msg: LinkReceipt) -> None:
