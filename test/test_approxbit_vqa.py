@@ -191,7 +191,8 @@ def _action_table():
 
 
 def test_the_vqa_table_keeps_the_streams_costs_and_adds_the_heads_time_where_it_runs():
-    from approxbit_ros.vqa.profiling import VQA_METRIC, vqa_lookup_table
+    from approxbit_ros.vqa.profiling import vqa_lookup_table
+    from offload_common.lookup_table import VQA_METRIC
 
     action = _action_table()
     results = {cid: {"all": acc, "action": acc, "action_top1": top1} for cid, acc, top1 in

@@ -4,8 +4,6 @@ projection, global pooling and a linear head. Built from a small config; saved a
 ``config.json`` + ``model.safetensors``."""
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import List, Tuple
 
@@ -13,7 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+from offload_common.model_folder import load_model_folder, save_model_folder
+
 
 
 @dataclass
@@ -24,6 +23,9 @@ class Cnn3dConfig:
     blocks: List[Tuple[int, int, int, int]] = field(default_factory=lambda: [
         (16, 2, 1, 2), (16, 2, 1, 1), (32, 3, 2, 2), (32, 3, 1, 1), (64, 3, 2, 2), (64, 3, 1, 1)])
     dropout: float = 0.2
+
+    def __post_init__(self):
+        self.blocks = [tuple(b) for b in self.blocks]      # JSON gives lists
 
 
 class SqueezeExcite(nn.Module):
@@ -111,21 +113,8 @@ class Cnn3dBackbone(nn.Module):
         return self.config.stem_channels if o == 0 else self.config.blocks[o - 1][0]
 
     def save_pretrained(self, folder: str, extra: dict = None) -> None:
-        from safetensors.torch import save_file
-
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
-            json.dump({"model_type": "cnn3d", **asdict(self.config), **(extra or {})}, f, indent=1)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, os.path.join(folder, WEIGHTS_NAME))
+        save_model_folder(folder, "cnn3d", asdict(self.config), self.state_dict(), extra)
 
     @classmethod
     def from_pretrained(cls, folder: str) -> "Cnn3dBackbone":
-        from safetensors.torch import load_file
-
-        with open(os.path.join(folder, CONFIG_NAME)) as f:
-            raw = json.load(f)
-        cfg = Cnn3dConfig(**{k: raw[k] for k in Cnn3dConfig.__dataclass_fields__ if k in raw})
-        cfg.blocks = [tuple(b) for b in cfg.blocks]
-        model = cls(cfg)
-        model.load_state_dict(load_file(os.path.join(folder, WEIGHTS_NAME)))
-        return model.eval()
+        return load_model_folder(folder, Cnn3dConfig, cls)

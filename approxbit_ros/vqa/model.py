@@ -9,7 +9,6 @@ learned position embedding) and how to read what it finds. Saved beside the back
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -19,8 +18,8 @@ import torch
 from torch import nn
 
 from approxbit_ros.vqa.questions import answer_vocabulary, question_vocabulary, words
+from offload_common.model_folder import load_model_folder, save_model_folder
 
-CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 VQA_FOLDER = "vqa"
 
 
@@ -113,23 +112,11 @@ class VqaHead(nn.Module):
         return Answer(question, cands[0], float(scores[0]), cands, tuple(float(s) for s in scores), unknown[0])
 
     def save_pretrained(self, folder: str, extra: dict = None) -> None:
-        from safetensors.torch import save_file
-
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
-            json.dump({"model_type": "approxbit_vqa_head", **asdict(self.config), **(extra or {})}, f, indent=1)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, os.path.join(folder, WEIGHTS_NAME))
+        save_model_folder(folder, "approxbit_vqa_head", asdict(self.config), self.state_dict(), extra)
 
     @classmethod
     def from_pretrained(cls, folder: str) -> "VqaHead":
-        from safetensors.torch import load_file
-
-        with open(os.path.join(folder, CONFIG_NAME)) as f:
-            raw = json.load(f)
-        cfg = VqaHeadConfig(**{k: raw[k] for k in VqaHeadConfig.__dataclass_fields__ if k in raw})
-        model = cls(cfg)
-        model.load_state_dict(load_file(os.path.join(folder, WEIGHTS_NAME)))
-        return model.eval()
+        return load_model_folder(folder, VqaHeadConfig, cls)
 
 
 def vqa_folder(backbone_folder: str) -> str:

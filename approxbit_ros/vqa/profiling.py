@@ -24,11 +24,11 @@ from offload_common.lookup_table import EDGE_ONLY, VQA_METRIC, LookupTable
 
 
 @torch.no_grad()
-def head_latency_ms(head: VqaHead, repeats: int = 50, threads: int = 1) -> float:
-    """Median time of one answer at batch 1 (what ``VqaQuestion.publish`` adds per clip), with
-    ``threads`` torch threads as the nodes run, every phrasing in turn."""
+def head_latency_ms(head: VqaHead, repeats: int = 50) -> float:
+    """Median time of one answer at batch 1 (what ``VqaQuestion.publish`` adds per clip) on one
+    torch thread, as ``approxbit_profile`` times the action table, every phrasing in turn."""
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
         dev = next(head.parameters()).device
         fmap = torch.randn(1, head.config.feature_dim, *head.config.grid, device=dev)
@@ -72,4 +72,4 @@ def vqa_lookup_table(action_table: LookupTable, results: Dict[str, dict], head_m
                        VQA_METRIC, entries, meta)
 
 
-__all__ = ["VQA_METRIC", "head_latency_ms", "vqa_lookup_table"]
+__all__ = ["head_latency_ms", "vqa_lookup_table"]

@@ -11,8 +11,6 @@ Saved as a folder with ``config.json`` + ``model.safetensors`` (``save_pretraine
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence
 
@@ -21,9 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from offload_common.model_folder import load_model_folder, save_model_folder
+
 MB = 16
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -131,26 +129,10 @@ class EmphasisModel(nn.Module):
 
     # -- persistence ---------------------------------------------------------------------------
     def save_pretrained(self, folder: str, extra: Optional[dict] = None) -> None:
-        from safetensors.torch import save_file
-
-        os.makedirs(folder, exist_ok=True)
         cfg = asdict(self.config)
         cfg["backbone_path"] = ""   # the weights file holds the backbone too
-        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
-            json.dump({"model_type": "emphasis_assignment", **cfg, **(extra or {})}, f, indent=2)
-        state = {k: v.contiguous() for k, v in self.state_dict().items()}
-        save_file(state, os.path.join(folder, WEIGHTS_NAME))
+        save_model_folder(folder, "emphasis_assignment", cfg, self.state_dict(), extra)
 
     @classmethod
     def from_pretrained(cls, folder: str) -> "EmphasisModel":
-        from safetensors.torch import load_file
-
-        cfg_path, w_path = os.path.join(folder, CONFIG_NAME), os.path.join(folder, WEIGHTS_NAME)
-        if not (os.path.isfile(cfg_path) and os.path.isfile(w_path)):
-            raise FileNotFoundError(f"{folder} needs {CONFIG_NAME} and {WEIGHTS_NAME}")
-        with open(cfg_path) as f:
-            raw = json.load(f)
-        fields = EmphasisModelConfig.__dataclass_fields__
-        model = cls(EmphasisModelConfig(**{k: v for k, v in raw.items() if k in fields}))
-        model.load_state_dict(load_file(w_path))
-        return model.eval()
+        return load_model_folder(folder, EmphasisModelConfig, cls)
