@@ -36,7 +36,8 @@ from offload_common.nodes.runner import run_node, stamp_to_ns
 
 PARAMETERS = (
     Param("lookup_tables", "models/approxbit/cnn3d-actions/lut_cpu.json",
-          "comma-separated lookup-table JSON files (approxbit_profile / h2c_profile)", read_only=True),
+          "comma-separated lookup-table JSON files (approxbit_profile / h2c_profile; approxbit_train_vqa writes "
+          "<backbone>/vqa/lut_cpu.json for answers)", read_only=True),
     Param("stream_id", "var", "task stream this monitor decides for", read_only=True),
     Param("sla_kind", "latency", "latency: max accuracy s.t. latency < sla_latency_ms; "
           "accuracy: min latency s.t. accuracy > sla_accuracy"),
