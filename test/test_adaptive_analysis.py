@@ -85,3 +85,22 @@ def test_capacity_average_drops_fast_and_rises_slowly():
     assert e.add(3.0) == pytest.approx(50 - 0.7 * 47)
     v = e.value
     assert e.add(50.0) == pytest.approx(v + 0.3 * (50 - v))
+
+
+def test_answers_are_scored_against_the_answer_the_true_class_implies(tmp_path):
+    rec, tr = write_run(tmp_path)
+    lines = [json.loads(x) for x in open(rec).read().splitlines()]
+    # the same clips answered (truth a, b, b, e, f): right, wrong, right, right, wrong
+    answers = [r | {"type": "answer", "label": lbl, "question": "q"} for r, lbl in
+               zip((r for r in lines if r["type"] == "result"), ("A", "A", "B", "E", "E"))]
+    with open(rec, "a") as f:
+        f.write("\n".join(json.dumps(x) for x in answers) + "\n")
+    run = load_run(rec, tr, t0=100.0, scored="answer", truth_answer=str.upper)
+    s = summarize(run, levels=(3.0, 50.0))
+    assert s["results"] == 5 and s["scored_results"] == 5
+    assert s["latency_sla"]["measured_accuracy"] == round(2 / 3, 4)        # A ok, A for 'b' wrong, B ok
+    assert s["accuracy_sla"]["measured_accuracy"] == 0.5                      # E ok, E for 'f' wrong
+    # the action results of the same run still score as before
+    assert summarize(load_run(rec, tr, t0=100.0), levels=(3.0, 50.0))["latency_sla"]["measured_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="scored"):
+        load_run(rec, tr, scored="answers")

@@ -254,3 +254,21 @@ def test_the_committed_vqa_table_matches_the_action_table_and_the_heads_own_resu
         a = action.get(e.config_id)
         assert e.bytes == a.bytes and e.accuracy == measured[e.config_id]["all"]
         assert e.edge_part_ms + e.server_part_ms == pytest.approx(a.edge_part_ms + a.server_part_ms + head_ms)
+
+
+def test_adaptive_experiment_scores_a_class_determined_question():
+    """--question picks the answer the clip's class implies (question matched word by word to
+    its template); a place question, which needs the clip's layout, and an untemplated one are
+    refused at the command line."""
+    from approxbit_ros.experiments.adaptive_cli import parse_args
+    from approxbit_ros.vqa.questions import question_type_of
+
+    assert question_type_of("Which way does the object move") == "direction"
+    args = parse_args(["--question", "which way does the object move?"])
+    assert args.truth_answer("moving left") == "left" and args.truth_answer("bouncing") == "up and down"
+    assert parse_args(["--question", "what is the action?"]).truth_answer("appearing") == "appearing"
+    assert parse_args([]).truth_answer is None
+    for bad in ("where is the object at the start?", "what colour is the box?"):
+        with pytest.raises(SystemExit) as exc:
+            parse_args(["--question", bad])
+        assert exc.value.code == 2

@@ -1,6 +1,7 @@
 """experiment_recorder records results of both streams in one format: ApproxBit's ActionResult
 and How2Compress's DetectionArray (the number of people as the label; edge-only from the
-configuration id), so one analysis scores either stream."""
+configuration id), so one analysis scores either stream; VQA answers are recorded apart, as
+``answer`` lines with the question, and scored instead of the results when asked."""
 import json
 
 import pytest
@@ -11,7 +12,7 @@ rclpy = pytest.importorskip("rclpy")
 def test_recorder_writes_action_and_detection_results(tmp_path):
     from rclpy.parameter import Parameter
 
-    from edge_offload.msg import ActionResult, Detection, DetectionArray
+    from edge_offload.msg import ActionResult, Detection, DetectionArray, VqaAnswer
     from offload_common.experiments.analysis import load_run, summarize
     from offload_common.nodes.experiment_recorder import ExperimentRecorderNode
 
@@ -27,13 +28,20 @@ def test_recorder_writes_action_and_detection_results(tmp_path):
         dets.header.stamp.sec, dets.latency.total_ms, dets.latency.payload_bytes = 11, 80.0, 1200
         fallback = DetectionArray(seq=8, config_id="edge_only")
         fallback.header.stamp.sec, fallback.latency.total_ms = 12, 40.0
-        for cb, msg in ((node._on_result, action), (node._on_detections, dets), (node._on_detections, fallback)):
+        answer = VqaAnswer(seq=3, config_id="cnn3d/o2/enc/k4", question="which way does the object move?",
+                           answer="left", score=0.7)
+        answer.header.stamp.sec, answer.latency.total_ms = 10, 27.0
+        for cb, msg in ((node._on_result, action), (node._on_answer, answer), (node._on_detections, dets),
+                        (node._on_detections, fallback)):
             cb(msg)
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["type"] for r in rows] == ["result"] * 3
+    assert [r["type"] for r in rows] == ["result", "answer", "result", "result"]
+    answer_row = rows.pop(1)
+    assert (answer_row["label"], answer_row["question"], answer_row["total_ms"]) == (
+        "left", "which way does the object move?", 27.0)
     assert [(r["config_id"], r["label"], r["edge_only"]) for r in rows] == [
         ("cnn3d/o2/enc/k4", "left", False), ("h2c/base41", "2", False), ("edge_only", "0", True)]
     assert rows[1]["score"] == pytest.approx(0.8) and rows[1]["payload_bytes"] == 1200
@@ -41,3 +49,5 @@ def test_recorder_writes_action_and_detection_results(tmp_path):
     summary = summarize(load_run(str(out), None))
     assert summary["results"] == 3 and summary["duplicate_results"] == 0
     assert summary["clip_aligned_fraction"] is None          # no ground truth for detections
+    answers = load_run(str(out), None, scored="answer")
+    assert [(r["seq"], r["label"]) for r in answers.results] == [(3, "left")]

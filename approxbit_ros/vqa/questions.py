@@ -94,6 +94,17 @@ def answer(question_type: str, class_name: str, layout: ClipLayout = None) -> st
     return FACTS[class_name][question_type]
 
 
+def question_type_of(question: str) -> str:
+    """The type of a templated question (``PHRASINGS``, compared word by word); ValueError for
+    any other question."""
+    asked = words(question)
+    for qtype, phrasing in PHRASINGS:
+        if words(phrasing) == asked:
+            return qtype
+    raise ValueError(f"{question!r} is none of the templated questions ({', '.join(repr(p) for _, p in PHRASINGS[:2])}, "
+                     f"...: approxbit_ros/vqa/questions.py)")
+
+
 def answer_vocabulary() -> List[str]:
     """Every answer any question can have, in a fixed order (the answer head's classes)."""
     seen: Dict[str, None] = {}

@@ -93,12 +93,14 @@ GraphBuilder = Callable[[ExperimentSetup], Tuple[ProcessGraph, ProcessGraph, Pro
 
 def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: str, graphs: GraphBuilder,
                             edge_speed: Tuple[str, List[str]], title: str, metric: str,
-                            truth_path: Optional[str] = None, command: str = "") -> int:
+                            truth_path: Optional[str] = None, command: str = "", scored: str = "result",
+                            truth_answer: Optional[Callable[[str], str]] = None) -> int:
     """Runs the experiment and writes its outputs to ``args.out``; 0 when no node crashed, 2 when
     namespaces or cgroups are missing. ``edge_speed`` = (module, arguments) of a probe that
     prints ``median_ms X`` (``print_median_ms``) for the edge's heaviest model; run inside and
-    outside the quota, the ratio is the monitor's ``edge_scale``; ``truth_path`` (the camera's ground-truth log) is removed before and
-    scored after."""
+    outside the quota, the ratio is the monitor's ``edge_scale``; ``truth_path`` (the camera's
+    ground-truth log) is removed before and scored after; ``scored`` and ``truth_answer`` say which
+    records are the stream's results and what a correct one carries (``analysis.load_run``)."""
     from offload_common.cpu_limit import CpuLimit, cpu_limit_available
     from offload_common.experiments.analysis import load_run, plot, summarize
     from offload_common.link_trace import TracePlayer, fig9_trace
@@ -168,13 +170,13 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
                     with open(os.path.join(args.out, f"{key}.log"), "w") as f:
                         f.write(g.output(key))
         crashed = {k: c for k, c in codes.items() if c not in (0, -2, 130)}
-    run = load_run(record, truth_path, player.applied, events, t0)
+    run = load_run(record, truth_path, player.applied, events, t0, scored=scored, truth_answer=truth_answer)
     table = {e.config_id: e for e in LookupTable.load(lut).entries}
     summary = summarize(run, sorted(levels), lambda cid, bw, delay: table[cid].latency_ms(bw, delay, scale)
                         if cid in table else float("nan"))
     summary.update({"edge_scale": round(scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
                     "latency_quantile": None if args.no_calibration else args.latency_quantile, "delay_ms": args.delay_ms,
-                    "loss": args.loss, "sla_schedule": schedule, "node_exit_codes": codes, "crashed": crashed,
+                    "loss": args.loss, "sla_schedule": schedule, "scored": scored, "node_exit_codes": codes, "crashed": crashed,
                     "command": command})
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)

@@ -1,6 +1,8 @@
 """Scoring an adaptive-offloading run: results joined with the camera's ground truth (when the
-stream has one: ApproxBit's action clips), the monitor's decisions and the bandwidth trace; SLA violations, switches, prediction error,
-fallback / recovery times; and the Fig. 9-style plot. Plain Python over the recorder's JSON lines.
+stream has one: ApproxBit's action clips, scored as action labels or as the answers to a VQA
+question), the monitor's decisions and the bandwidth trace; SLA violations, switches, prediction
+error, fallback / recovery times; and the Fig. 9-style plot. Plain Python over the recorder's
+JSON lines.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ class Run:
     rates: List[Tuple[float, float]] = field(default_factory=list)   # (unix s, Mbit/s) applied
     events: List[Tuple[float, str]] = field(default_factory=list)    # (unix s, "cut" / "restore")
     t0: float = 0.0                                                  # experiment start, unix s
+    # ground-truth label -> the result a correct clip carries (VQA: the answer); None: the label
+    truth_answer: Optional[Callable[[str], str]] = None
     clip_labels: Dict[int, str] = field(init=False)                  # dataset clip index -> label
     decision_ns: List[int] = field(init=False)                       # receive times of the decisions
 
@@ -33,12 +37,19 @@ class Run:
         self.decision_ns = [d["recv_ns"] for d in self.decisions]
 
 
-def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t0: float = 0.0) -> Run:
-    results, decisions, slas = [], [], []
+def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t0: float = 0.0,
+             scored: str = "result", truth_answer: Optional[Callable[[str], str]] = None) -> Run:
+    """``scored`` is the record type scored as the stream's results: ``result`` (action labels,
+    detections) or ``answer`` (VQA answers, whose expected value ``truth_answer`` derives from the
+    clip's ground-truth label)."""
+    if scored not in ("result", "answer"):
+        raise ValueError(f"scored must be 'result' or 'answer', not {scored!r}")
+    records = {"result": [], "answer": [], "decision": [], "sla": []}
     with open(record_path) as f:
         for line in f:
             r = json.loads(line)
-            {"result": results, "decision": decisions, "sla": slas}[r["type"]].append(r)
+            records.setdefault(r["type"], []).append(r)
+    results, decisions, slas = records[scored], records["decision"], records["sla"]
     truth = {}
     if truth_path:
         with open(truth_path) as f:
@@ -46,19 +57,21 @@ def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t
                 stamp, index, label = line.rstrip("\n").split(" ", 2)
                 truth[int(stamp)] = (int(index), label)
     results.sort(key=lambda r: r["recv_ns"])
-    return Run(results, decisions, slas, truth, list(rates), list(events), t0)
+    return Run(results, decisions, slas, truth, list(rates), list(events), t0, truth_answer)
 
 
 def expected_label(run: Run, stamp_ns: int) -> Optional[str]:
     """Ground truth of the clip whose newest frame was captured at ``stamp_ns``: the class of the
     dataset clip most of its 16 frames came from (frames the edge dropped shift a clip against the
-    dataset's clip grid; with no drops every clip is aligned)."""
+    dataset's clip grid; with no drops every clip is aligned), or what ``run.truth_answer`` makes
+    of it."""
     truth = run.truth.get(stamp_ns)
     if truth is None:
         return None
     index = truth[0]
     clip = index // CLIP_FRAMES if index % CLIP_FRAMES >= CLIP_FRAMES // 2 else index // CLIP_FRAMES - 1
-    return run.clip_labels.get(clip)
+    label = run.clip_labels.get(clip)
+    return run.truth_answer(label) if label is not None and run.truth_answer else label
 
 
 def decision_at(run: Run, t_ns: int) -> Optional[dict]:

@@ -5,6 +5,8 @@ Records (one JSON object per line, ``"type"`` first):
 - ``result``: every ``action_results`` message (ApproxBit: stamp, seq, config, label, latency
   breakdown) and every ``detections`` message (How2Compress: the same, with the number of people
   as the label);
+- ``answer``: every ``vqa_answers`` message (ApproxBit's VQA task: the same fields, the answer as
+  the label, plus the question);
 - ``decision``: every ``offload_config`` message (choice, reason, link estimate, prediction, SLA);
 - ``sla``: every SLA change it asked the monitor for, and whether the monitor accepted it.
 
@@ -21,7 +23,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 
-from edge_offload.msg import ActionResult, DetectionArray, OffloadConfig
+from edge_offload.msg import ActionResult, DetectionArray, OffloadConfig, VqaAnswer
 from offload_common.monitor.chooser import parse_sla_schedule
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
@@ -43,9 +45,10 @@ class ExperimentRecorderNode(Node):
         self.schedule = parse_sla_schedule(self.p.sla_schedule)
         self.t0 = self.p.start_unix_s or time.time()
         self.out = open(self.p.output, "a", buffering=1)
-        self.counts = {"result": 0, "decision": 0, "sla": 0}
+        self.counts = {"result": 0, "answer": 0, "decision": 0, "sla": 0}
         self.create_subscription(ActionResult, "action_results", self._on_result, RESULT_QOS)
         self.create_subscription(DetectionArray, "detections", self._on_detections, RESULT_QOS)
+        self.create_subscription(VqaAnswer, "vqa_answers", self._on_answer, RESULT_QOS)
         self.create_subscription(OffloadConfig, "offload_config", self._on_decision, DECISION_QOS)
         self.param_client = self.create_client(SetParameters, f"{self.p.monitor_node}/set_parameters")
         if self.schedule:
@@ -63,14 +66,17 @@ class ExperimentRecorderNode(Node):
         best = max((float(d.score) for d in m.detections), default=0.0)
         self._write_result(m, m.config_id == "edge_only", str(len(m.detections)), best)
 
-    def _write_result(self, m, edge_only: bool, label: str, score: float) -> None:
+    def _on_answer(self, m: VqaAnswer) -> None:
+        self._write_result(m, m.edge_only, m.answer, float(m.score), kind="answer", question=m.question)
+
+    def _write_result(self, m, edge_only: bool, label: str, score: float, kind: str = "result", **extra) -> None:
         lat = m.latency
-        self._write("result", {
+        self._write(kind, {
             "stamp_ns": stamp_to_ns(m.header.stamp), "seq": m.seq, "config_id": m.config_id, "edge_only": edge_only,
             "label": label, "score": round(score, 4), "total_ms": lat.total_ms,
             "edge_ms": lat.edge_model_ms + lat.edge_encode_ms, "transmit_ms": lat.transmit_ms,
             "server_ms": lat.decode_ms + lat.server_model_ms, "queue_ms": lat.edge_queue_ms,
-            "payload_bytes": lat.payload_bytes})
+            "payload_bytes": lat.payload_bytes, **extra})
 
     def _on_decision(self, m: OffloadConfig) -> None:
         self._write("decision", {
