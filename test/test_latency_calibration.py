@@ -14,11 +14,11 @@ ACCURATE = LutEntry("accurate", "approxbit", 0.99, 1000, 8, 1, 6, 5)  # table co
 EDGE = LutEntry("edge_only", "edge_only", 0.99, 0, 30)
 
 
-def feed(cal, entry, compute_ms, bw=8.0, delay=0.0, overhead=2.0):
+def feed(cal, entry, compute_ms, bw=8.0, delay=0.0, overhead=2.0, now_s=0.0):
     """Results of ``entry`` whose non-link time is ``compute_ms`` (one value per result)."""
     for c in compute_ms:
         transmit = 8.0 * entry.bytes / (bw * 1000.0) + delay + overhead if entry.bytes else 0.0
-        assert cal.observe(entry, c + transmit, transmit, bw, delay)
+        assert cal.observe(entry, c + transmit, transmit, bw, delay, now_s=now_s)
 
 
 def test_quantile_interpolates():
@@ -113,3 +113,23 @@ def test_calibrated_choice_holds_steady_under_jitter():
         feed(cal, entry, [base + rng.exponential(5)])
     assert c.switches <= 3
     assert c.current.config_id == "accurate"                 # p90 ~ 45 + 11.5 + 3 < 70
+
+
+def test_a_configuration_without_results_for_max_age_is_forgotten_and_tried_again():
+    """The accurate configuration had a slow spell (the monitor left it for that); with no newer
+    results its window would keep it out for good. After ``max_age_s`` without a result it is
+    predicted from its table entry again (rescaled by the configuration still in use), so the
+    chooser can go back to it; the configuration in use is kept."""
+    cal = LatencyCalibrator(CalibrationSettings(window=40, min_results=5, tail_quantile=0.9, max_age_s=30.0))
+    feed(cal, ACCURATE, [2000.0] * 10, now_s=100.0)           # the slow spell
+    feed(cal, FAST, [10.0] * 10, now_s=100.0)
+    assert cal.predict(ACCURATE, 8.0).tail_ms > 2000
+    assert cal.expire(120.0) == []
+    feed(cal, FAST, [10.0] * 10, now_s=125.0)                # still in use
+    assert cal.expire(131.0) == ["accurate"] and cal.forgotten == 1
+    p = cal.predict(ACCURATE, 8.0)
+    assert not p.calibrated and p.tail_ms < 100
+    assert cal.predict(FAST, 8.0).calibrated                 # its newest result is 6 s old
+    assert LatencyCalibrator(CalibrationSettings(max_age_s=0.0)).expire(1e9) == []   # 0: never
+    with pytest.raises(ValueError):
+        LatencyCalibrator(CalibrationSettings(max_age_s=-1.0))

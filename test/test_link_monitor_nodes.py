@@ -165,3 +165,47 @@ def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path, metri
             assert "not used for calibration" in graph.output("link_monitor")
     finally:
         watcher.close()
+
+
+def test_results_that_waited_out_a_cut_do_not_teach_the_monitor(rclpy_context, tmp_path):
+    """Results captured before a cut and delivered after it carry the cut's seconds. The monitor
+    leaves them out of calibration, so after the restore it offloads the accurate configuration
+    again (the 40 ms its results showed before the cut), instead of believing that configuration
+    now takes seconds and never trying it again."""
+    from edge_offload.msg import ActionResult
+    from offload_common.nodes.qos import RESULT_QOS
+
+    lut = save_lut(tmp_path, accurate_bytes=1000)
+    watcher = Watcher(rclpy_context)
+    pub = watcher.node.create_publisher(ActionResult, "action_results", RESULT_QOS)
+    monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
+                          overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
+                                     "min_dwell_s": 0.5, "loss_timeout_s": 1.0, "calibration_min_results": 5,
+                                     "latency_quantile": 0.9})
+    echo = NodeProcess("link_echo", "link_echo", config_path("link_echo.yaml"))
+
+    def publish(total_ms, n, stamp):
+        for _ in range(n):
+            m = ActionResult(stream_id="var", config_id="cnn3d/o2/noenc/k8")
+            m.header.stamp = stamp
+            m.latency.total_ms, m.latency.transmit_ms = total_ms, 1.0
+            pub.publish(m)
+            time.sleep(0.05)
+
+    try:
+        with ProcessGraph([monitor, echo], echo=False) as graph:
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/noenc/k8" and m.link_up, 20), \
+                graph.output("link_monitor")
+            publish(40.0, 8, watcher.node.get_clock().now().to_msg())
+            before_cut = watcher.node.get_clock().now().to_msg()
+            graph.stop_one("link_echo")
+            assert watcher.wait_for(lambda m: m.config_id == "edge_only" and not m.link_up, 10)
+            publish(5000.0, 8, before_cut)                 # in flight across the cut
+            graph.start_one("link_echo")
+            assert watcher.wait_for(lambda m: m.link_up and m.config_id != "edge_only", 15), graph.output("link_monitor")
+            time.sleep(1.0)                                 # a few decisions after the restore
+            m = watcher.latest()
+            assert m.config_id == "cnn3d/o2/noenc/k8" and m.predicted_latency_tail_ms < 100, graph.output("link_monitor")
+            assert "in flight across a link outage" in graph.output("link_monitor")
+    finally:
+        watcher.close()

@@ -5,7 +5,8 @@ from offload_common.monitor.chooser import (SLA_ACCURACY, SLA_LATENCY, ChooserSe
 from offload_common.monitor.calibration import CalibrationSettings, LatencyCalibrator, Prediction
 from offload_common.monitor.link_estimator import (EstimatorSettings, LinkEstimate, LinkEstimator,
                                                    read_interface_bytes)
+from offload_common.monitor.outages import OutageLog
 
 __all__ = ["SLA_ACCURACY", "SLA_LATENCY", "CalibrationSettings", "ChooserSettings", "ConfigurationChooser", "Decision", "EstimatorSettings",
-           "LatencyCalibrator", "LinkEstimate", "LinkEstimator", "LinkState", "Prediction", "Sla",
-           "read_interface_bytes"]
+           "LatencyCalibrator", "LinkEstimate", "LinkEstimator", "LinkState", "OutageLog", "Prediction",
+           "Sla", "read_interface_bytes"]

@@ -21,7 +21,13 @@ likewise (a CPU-starved edge and a fast server rescale differently; the static `
 (queues, middleware), 8 * bytes / B + d + median(overhead); its tail by the median relative
 spread of the others.
 
-Pure Python, no ROS; windows are bounded, so old behaviour ages out.
+Windows are bounded, so old behaviour of a configuration in use ages out. A configuration not in
+use sends no results, so its window would keep whatever made the monitor leave it (a slow spell,
+a backlog after a link outage) for good, and the monitor would never try it again: with
+``max_age_s`` a configuration whose newest result is older than that is forgotten (``expire``)
+and predicted from its table entry again until its next results.
+
+Pure Python, no ROS.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ class CalibrationSettings:
     window: int = 40              # results remembered per configuration
     min_results: int = 5          # results before a configuration's own times are trusted
     tail_quantile: float = 0.9    # latency SLA checked against this quantile (0.5: the median only)
+    max_age_s: float = 0.0        # forget a configuration with no result for this long (0: never)
 
 
 @dataclass(frozen=True)
@@ -64,24 +71,30 @@ class LatencyCalibrator:
             raise ValueError("tail_quantile must be in [0.5, 1)")
         if self.settings.window < 1 or self.settings.min_results < 1:
             raise ValueError("window and min_results must be >= 1")
+        if self.settings.max_age_s < 0:
+            raise ValueError("max_age_s must be >= 0")
         self._rest: Dict[str, Deque[float]] = {}
         self._overhead: Deque[float] = deque(maxlen=4 * self.settings.window)
         self._edge: Dict[str, Deque[float]] = {}
         self._server: Dict[str, Deque[float]] = {}
         self._other: Deque[float] = deque(maxlen=4 * self.settings.window)   # total - transmit - edge - server
         self._entries: Dict[str, LutEntry] = {}       # the table entry of every configuration observed
+        self._newest: Dict[str, float] = {}           # time of each configuration's newest result
         self.results = 0
+        self.forgotten = 0                            # configurations forgotten by ``expire``
 
     def observe(self, entry: LutEntry, total_ms: float, transmit_ms: float, bandwidth_mbps: float,
-                delay_ms: float = 0.0, edge_ms: float = 0.0, server_ms: float = 0.0) -> bool:
+                delay_ms: float = 0.0, edge_ms: float = 0.0, server_ms: float = 0.0, now_s: float = 0.0) -> bool:
         """One result of ``entry``, sent while the estimate was ``bandwidth_mbps`` / ``delay_ms``;
         ``edge_ms`` / ``server_ms`` are the breakdown's edge (model + encoder) and server (decoder +
-        model) parts. Returns False (and learns nothing) for a breakdown that cannot be right."""
+        model) parts; ``now_s`` is when it came (for ``expire``). Returns False (and learns
+        nothing) for a breakdown that cannot be right."""
         link = entry.link_ms(bandwidth_mbps, delay_ms)
         if not (0 < total_ms < 1e6 and 0 <= transmit_ms <= total_ms and link != float("inf")):
             return False
         w, cid = self.settings.window, entry.config_id
         self._entries[cid] = entry
+        self._newest[cid] = now_s
         self._rest.setdefault(cid, deque(maxlen=w)).append(total_ms - link)
         if link > 0:
             self._overhead.append(transmit_ms - link)
@@ -91,6 +104,18 @@ class LatencyCalibrator:
             self._other.append(max(0.0, total_ms - transmit_ms - edge_ms - server_ms))
         self.results += 1
         return True
+
+    def expire(self, now_s: float) -> list:
+        """Forget every configuration whose newest result is more than ``max_age_s`` before
+        ``now_s`` (nothing when ``max_age_s`` is 0); returns their ids."""
+        if self.settings.max_age_s <= 0:
+            return []
+        old = [cid for cid, t in self._newest.items() if now_s - t > self.settings.max_age_s]
+        for cid in old:
+            for store in (self._rest, self._edge, self._server, self._entries, self._newest):
+                store.pop(cid, None)
+        self.forgotten += len(old)
+        return old
 
     def _scale(self, measured: Dict[str, Deque[float]], part: str) -> Optional[float]:
         """Median over the observed configurations of median(measured) / table time of ``part``."""

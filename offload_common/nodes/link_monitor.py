@@ -11,7 +11,9 @@ satellite modem) and optional interface counters. The SLA (``sla_kind``, ``sla_l
 Calibration (``calibrate_from_results``): the stream's results (``action_results`` /
 ``detections``, or ``vqa_answers`` with a VQA lookup table) carry their latency breakdown; the
 monitor learns each configuration's real compute time and jitter from them and checks a latency
-SLA against the predicted ``latency_quantile`` (offload_common/monitor/calibration.py).
+SLA against the predicted ``latency_quantile`` (offload_common/monitor/calibration.py). A result
+of an offloading configuration that was in flight while the link estimate was down measured the
+outage, not the configuration, and is left out (offload_common/monitor/outages.py).
 
 Topics: subscribes ``link_receipts``, ``link_rate_report``, ``action_results`` and
 ``detections`` (``vqa_answers`` instead of both with a VQA table); publishes ``offload_config``
@@ -28,7 +30,7 @@ from edge_offload.msg import ActionResult, DetectionArray, LinkProbe, LinkReceip
 from offload_common.image_conversion import uint8_array
 from offload_common.lookup_table import EDGE_ONLY, VQA_METRIC, LookupTable
 from offload_common.monitor import (CalibrationSettings, ChooserSettings, ConfigurationChooser, EstimatorSettings,
-                                    LatencyCalibrator, LinkEstimator, Sla, read_interface_bytes)
+                                    LatencyCalibrator, LinkEstimator, OutageLog, Sla, read_interface_bytes)
 from offload_common.nodes.link_echo import PROBE_QOS
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS
@@ -74,6 +76,8 @@ PARAMETERS = (
           read_only=True),
     Param("latency_quantile", 0.9, "with calibration, a latency SLA must hold for this quantile of results "
           "(0.5: the median)", read_only=True),
+    Param("calibration_max_age_s", 30.0, "a configuration with no result for this long is predicted from its "
+          "table entry again, so one left after a slow spell is tried again (0: never)", read_only=True),
     Param("log_period_s", 5.0, "log the link estimate and decision this often (0: only on switches)",
           read_only=True),
 )
@@ -102,10 +106,13 @@ class LinkMonitorNode(Node):
             self.p.min_dwell_s, self.p.max_dwell_s, self.p.headroom, self.p.accuracy_margin, self.p.latency_margin,
             self.p.edge_scale, self.p.server_scale), initial=self.p.initial_config or None,
             calibrator=LatencyCalibrator(CalibrationSettings(
-                self.p.calibration_window, self.p.calibration_min_results, self.p.latency_quantile))
+                self.p.calibration_window, self.p.calibration_min_results, self.p.latency_quantile,
+                self.p.calibration_max_age_s))
             if self.p.calibrate_from_results else None)
         self.by_id = {e.config_id: e for e in self.chooser.entries}
         self.ignored_results = 0
+        self.outages = OutageLog()
+        self.outage_results = 0          # results left out of calibration: in flight across an outage
         self.estimator = LinkEstimator(EstimatorSettings(self.p.ewma_alpha, self.p.loss_timeout_s,
                                                          min(8000, self.p.capacity_probe_bytes),
                                                          self.p.external_rate_max_age_s,
@@ -157,10 +164,17 @@ class LinkMonitorNode(Node):
         entry = self.by_id.get(msg.config_id)
         est = self.last_estimate
         lat = msg.latency
+        if entry is not None and entry.config_id != EDGE_ONLY and self.outages.crossed(
+                stamp_to_ns(msg.header.stamp), self.get_clock().now().nanoseconds):
+            self.outage_results += 1
+            if self.outage_results in (1, 10, 100) or self.outage_results % 1000 == 0:
+                self.get_logger().info(f"result for '{msg.config_id}' ({lat.total_ms:.0f} ms) not used for "
+                                       f"calibration: in flight across a link outage ({self.outage_results} so far)")
+            return
         if entry is None or est is None or not self.chooser.calibrator.observe(
                 entry, float(lat.total_ms), float(lat.transmit_ms), est.bandwidth_mbps, est.delay_ms,
                 edge_ms=float(lat.edge_model_ms + lat.edge_encode_ms),
-                server_ms=float(lat.decode_ms + lat.server_model_ms)):
+                server_ms=float(lat.decode_ms + lat.server_model_ms), now_s=self.get_clock().now().nanoseconds / 1e9):
             self.ignored_results += 1
             if self.ignored_results in (1, 10, 100) or self.ignored_results % 1000 == 0:
                 self.get_logger().warn(f"result for '{msg.config_id}' not used for calibration "
@@ -207,6 +221,11 @@ class LinkMonitorNode(Node):
 
     def _decide(self) -> None:
         est, now = self.estimate()
+        self.outages.update(est.up, now, est.since_last_receipt_s)
+        if self.chooser.calibrator is not None:
+            for cid in self.chooser.calibrator.expire(now / 1e9):
+                self.get_logger().info(f"'{cid}': no result for {self.p.calibration_max_age_s:g} s, predicted from "
+                                       "its table entry again")
         d = self.chooser.choose(self.sla, est.link_state(), now / 1e9)
         self.last_decision, self.last_estimate = d, est
         if d.switched:
@@ -257,6 +276,8 @@ class LinkMonitorNode(Node):
               else f"{est.goodput_mbps:.3f}", "predicted_latency_ms": f"{d.predicted_latency_ms:.1f}",
               "predicted_latency_tail_ms": f"{d.predicted_tail_ms:.1f}",
               "calibration_results": str(self.chooser.calibrator.results if self.chooser.calibrator else 0),
+              "results_across_outages": str(self.outage_results),
+              "calibrations_forgotten": str(self.chooser.calibrator.forgotten if self.chooser.calibrator else 0),
               "predicted_accuracy": f"{d.predicted_accuracy:.4f}", "switches": str(self.chooser.switches),
               "receipts": str(self.estimator.receipts), "sla": str(self.sla)}
         st.values = [KeyValue(key=k, value=v) for k, v in kv.items()]
