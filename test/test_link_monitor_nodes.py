@@ -67,6 +67,17 @@ class Watcher:
         self.node.destroy_node()
 
 
+def publish_results(pub, result_type, config_id, total_ms, n, transmit_ms=1.0, stamp=None):
+    """``n`` results of ``config_id`` ("var" stream) with this latency (and capture stamp)."""
+    for _ in range(n):
+        m = result_type(stream_id="var", config_id=config_id)
+        if stamp is not None:
+            m.header.stamp = stamp
+        m.latency.total_ms, m.latency.transmit_ms = total_ms, transmit_ms
+        pub.publish(m)
+        time.sleep(0.05)
+
+
 def save_lut(tmp_path, accurate_bytes: int, metric: str = "top1") -> str:
     """Three configurations: accurate (payload ``accurate_bytes``), small, and a slow edge-only."""
     lut = str(tmp_path / "lut.json")
@@ -142,11 +153,7 @@ def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path, metri
     echo = NodeProcess("link_echo", "link_echo", config_path("link_echo.yaml"))
 
     def publish(config_id, total_ms, transmit_ms=1.0, n=1):
-        for _ in range(n):
-            m = ResultType(stream_id="var", config_id=config_id)
-            m.latency.total_ms, m.latency.transmit_ms = total_ms, transmit_ms
-            pub.publish(m)
-            time.sleep(0.05)
+        publish_results(pub, ResultType, config_id, total_ms, n, transmit_ms)
 
     try:
         with ProcessGraph([monitor, echo], echo=False) as graph:
@@ -185,12 +192,7 @@ def test_results_that_waited_out_a_cut_do_not_teach_the_monitor(rclpy_context, t
     echo = NodeProcess("link_echo", "link_echo", config_path("link_echo.yaml"))
 
     def publish(total_ms, n, stamp):
-        for _ in range(n):
-            m = ActionResult(stream_id="var", config_id="cnn3d/o2/noenc/k8")
-            m.header.stamp = stamp
-            m.latency.total_ms, m.latency.transmit_ms = total_ms, 1.0
-            pub.publish(m)
-            time.sleep(0.05)
+        publish_results(pub, ActionResult, "cnn3d/o2/noenc/k8", total_ms, n, stamp=stamp)
 
     try:
         with ProcessGraph([monitor, echo], echo=False) as graph:
