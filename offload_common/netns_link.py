@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Dict, List, Optional
 
-from offload_common.process_graph import scope_discovery
+from offload_common.process_graph import scope_discovery, use_dds_profile
 
 
 class LinkSetupError(RuntimeError):
@@ -171,6 +171,5 @@ class EmulatedLink:
         env = dict(os.environ if base is None else base)
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
         scope_discovery(env)
-        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-        env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+        use_dds_profile(env, None)
         return env

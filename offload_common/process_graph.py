@@ -52,6 +52,22 @@ def scope_discovery(env: Dict[str, str], default: str = "LOCALHOST") -> Dict[str
     return env
 
 
+#: the environment variables naming a Fast DDS XML profile: Fast DDS 3.x (Kilted and newer) reads
+#: the first, Fast DDS 2.x (Humble, Jazzy) only the second
+DDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def use_dds_profile(env: Dict[str, str], path: Optional[str]) -> Dict[str, str]:
+    """Make every Fast DDS version in ``env`` load the XML profile ``path`` (None: none, Fast
+    DDS's defaults). Returns ``env``, changed in place."""
+    for name in DDS_PROFILE_VARIABLES:
+        if path:
+            env[name] = path
+        else:
+            env.pop(name, None)
+    return env
+
+
 def _ros_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

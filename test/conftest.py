@@ -15,7 +15,9 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30
 # Messages check every field's type on assignment, as Humble always does (newer distros only with
 # this variable): a node that would fail on Humble fails here too.
 os.environ.setdefault("ROS_PYTHON_CHECK_FIELDS", "1")
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", os.path.join(ROOT, "config", "fastdds_localhost.xml"))
+# The localhost Fast DDS profile, under the variable each Fast DDS version reads (3.x, 2.x).
+for _name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+    os.environ.setdefault(_name, os.path.join(ROOT, "config", "fastdds_localhost.xml"))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
+from offload_common.process_graph import NodeProcess, ProcessGraph, config_path, use_dds_profile
 
 NEEDS = "root, iproute2 and network namespaces"
 
@@ -91,7 +91,7 @@ def test_no_dds_packet_leaves_loopback_with_project_settings(netns_with_veth):
 
 
 def test_control_default_discovery_is_seen_on_the_veth(netns_with_veth):
-    env = {k: v for k, v in os.environ.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
+    env = use_dds_profile(dict(os.environ), None)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"   # the ROS 2 default
     before = veth_tx_packets(netns_with_veth)
     run_camera_pair(netns_with_veth, env)

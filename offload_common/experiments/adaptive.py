@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
-from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
+from offload_common.process_graph import NodeProcess, ProcessGraph, config_path, use_dds_profile
 
 
 def add_arguments(ap: argparse.ArgumentParser, *, out: str, levels: str, sla_latency_ms: float,
@@ -47,6 +47,8 @@ def add_arguments(ap: argparse.ArgumentParser, *, out: str, levels: str, sla_lat
     ap.add_argument("--cut-at", type=float, default=-1.0, help="cut the link at this second (negative: never)")
     ap.add_argument("--cut-for", type=float, default=10.0, help="seconds the link stays cut")
     ap.add_argument("--warmup-s", type=float, default=20.0, help="seconds at the first level before the trace")
+    ap.add_argument("--dds-profile", default="",
+                    help="Fast DDS XML profile for every node of the run (e.g. config/fastdds_thin_link.xml)")
     ap.add_argument("--seed", type=int, default=0)
 
 
@@ -107,6 +109,8 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
     from offload_common.lookup_table import LookupTable
     from offload_common.netns_link import EmulatedLink, netns_available
 
+    if args.dds_profile and not os.path.isfile(args.dds_profile):
+        raise FileNotFoundError(f"--dds-profile {args.dds_profile}: no such file")
     why = netns_available() or cpu_limit_available()
     if why:
         print(f"{command.split(' ')[0] or 'adaptive experiment'}: {why}", file=sys.stderr)
@@ -125,7 +129,7 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
     events: List[Tuple[float, str]] = []
     with EmulatedLink(rate_mbps=trace.steps[0][1], delay_ms=args.delay_ms, loss=args.loss, seed=args.seed) as link, \
             CpuLimit(args.edge_cpu) as edge_cpu:
-        env = link.dds_env()
+        env = use_dds_profile(link.dds_env(), os.path.abspath(args.dds_profile) if args.dds_profile else None)
         scale = _median_ms_under(edge_cpu.prefix(), *edge_speed, env) / _median_ms_under([], *edge_speed, env)
         print(f"edge CPU quota {args.edge_cpu:g} core: edge_scale {scale:.2f}", flush=True)
         t0 = time.time() + args.warmup_s + 15.0          # after model loading and warm-up
@@ -176,7 +180,7 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
                         if cid in table else float("nan"))
     summary.update({"edge_scale": round(scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
                     "latency_quantile": None if args.no_calibration else args.latency_quantile, "delay_ms": args.delay_ms,
-                    "loss": args.loss, "sla_schedule": schedule, "scored": scored, "node_exit_codes": codes, "crashed": crashed,
+                    "loss": args.loss, "sla_schedule": schedule, "scored": scored, "dds_profile": args.dds_profile, "node_exit_codes": codes, "crashed": crashed,
                     "command": command})
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
