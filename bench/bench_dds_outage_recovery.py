@@ -77,10 +77,23 @@ def run_profile(profile: str, args) -> dict:
             pub.terminate()
             time.sleep(0.5)
             sub.terminate()
-            out, _ = sub.communicate(timeout=10)
-            pub.wait(timeout=10)
-    rows = [tuple(int(x) for x in line.split()) for line in out.splitlines() if line.strip()]
-    return summarize(rows, cuts)
+            try:
+                out, _ = sub.communicate(timeout=10)
+            except subprocess.TimeoutExpired:      # stuck in DDS shutdown: its output is still there
+                sub.kill()
+                out, _ = sub.communicate()
+            try:
+                pub.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pub.kill()
+                pub.wait()
+    rows, other = [], []
+    for line in out.splitlines():
+        fields = line.split()
+        (rows if len(fields) == 3 and all(f.isdigit() for f in fields) else other).append(line)
+    if other:       # e.g. Fast DDS's complaint about a profile written for another version
+        print(f"{profile}: the subscriber also printed: {other[0][:300]}", flush=True)
+    return summarize([tuple(int(f) for f in line.split()) for line in rows], cuts)
 
 
 def summarize(rows, cuts) -> dict:
@@ -112,9 +125,9 @@ def main(argv=None) -> int:
     from offload_common.netns_link import netns_available
 
     why = netns_available()
-    if why:
-        print(f"bench_dds_outage_recovery: {why}", file=sys.stderr)
-        return 2
+    if why:        # skipped, as the tests that need namespaces are (make bench goes on)
+        print(f"bench_dds_outage_recovery: skipped: {why}")
+        return 0
     print(f"{args.cuts} cuts of {args.cut_s:g} s, a 512 B message every {args.period_s:g} s, {args.rate_mbps:g} Mbit/s")
     print(f"{'profile':32} {'steady p50':>10} {'first after restore (ms)':>26} {'restore -> <100 ms (ms)':>25} "
           f"{'sent during cut, max (ms)':>27}")
