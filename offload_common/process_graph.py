@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,18 +54,31 @@ def scope_discovery(env: Dict[str, str], default: str = "LOCALHOST") -> Dict[str
 
 
 #: the environment variables naming a Fast DDS XML profile: Fast DDS 3.x (Kilted and newer) reads
-#: the first, Fast DDS 2.x (Humble, Jazzy) only the second
+#: the first (and warns, on every node start, if the second is set), Fast DDS 2.x (Humble, Iron,
+#: Jazzy) only the second
 DDS_PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
+
+
+def dds_profile_variable(env: Optional[Dict[str, str]] = None, prefix: str = sys.prefix) -> str:
+    """The variable the Fast DDS of this environment reads: by ``ROS_DISTRO`` where it is set
+    (an apt install), else by the library in ``prefix``/lib (the PyPI wheels: libfastrtps.so is
+    Fast DDS 2.x, libfastdds.so 3.x)."""
+    distro = (os.environ if env is None else env).get("ROS_DISTRO", "")
+    if distro:
+        fast_dds_2 = distro in FAST_DDS_2_DISTROS
+    else:
+        fast_dds_2 = os.path.exists(os.path.join(prefix, "lib", "libfastrtps.so"))
+    return DDS_PROFILE_VARIABLES[1 if fast_dds_2 else 0]
 
 
 def use_dds_profile(env: Dict[str, str], path: Optional[str]) -> Dict[str, str]:
-    """Make every Fast DDS version in ``env`` load the XML profile ``path`` (None: none, Fast
-    DDS's defaults). Returns ``env``, changed in place."""
+    """Make the Fast DDS of ``env`` load the XML profile ``path`` (None: none, Fast DDS's
+    defaults). Returns ``env``, changed in place."""
     for name in DDS_PROFILE_VARIABLES:
-        if path:
-            env[name] = path
-        else:
-            env.pop(name, None)
+        env.pop(name, None)
+    if path:
+        env[dds_profile_variable(env)] = path
     return env
 
 

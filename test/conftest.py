@@ -15,9 +15,10 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(30
 # Messages check every field's type on assignment, as Humble always does (newer distros only with
 # this variable): a node that would fail on Humble fails here too.
 os.environ.setdefault("ROS_PYTHON_CHECK_FIELDS", "1")
-# The localhost Fast DDS profile, under the variable each Fast DDS version reads (3.x, 2.x).
-for _name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
-    os.environ.setdefault(_name, os.path.join(ROOT, "config", "fastdds_localhost.xml"))
+# The localhost Fast DDS profile, under the variable this Fast DDS reads (3.x and 2.x differ).
+from offload_common.process_graph import dds_profile_variable  # noqa: E402
+
+os.environ.setdefault(dds_profile_variable(), os.path.join(ROOT, "config", "fastdds_localhost.xml"))
 
 
 @pytest.fixture

@@ -18,9 +18,12 @@ COLCON_CURRENT_PREFIX="$ROOT/install" . "$ROOT/install/setup.sh"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${EDGE_OFFLOAD_DISCOVERY_RANGE:-LOCALHOST}"
 if [ -z "${EDGE_OFFLOAD_DISCOVERY_RANGE:-}" ]; then
-  # Fast DDS 3.x (Kilted and newer) reads the first variable, Fast DDS 2.x (Humble, Jazzy) the second
-  export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/config/fastdds_localhost.xml}"
-  export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$FASTDDS_DEFAULT_PROFILES_FILE}"
+  # Fast DDS 3.x (Kilted's wheels) reads FASTDDS_DEFAULT_PROFILES_FILE and warns at every node
+  # start if FASTRTPS_DEFAULT_PROFILES_FILE is set; Fast DDS 2.x (Jazzy's wheels) reads only the
+  # latter (offload_common.process_graph.dds_profile_variable decides the same way)
+  if [ -e "$ROOT/.venv/lib/libfastrtps.so" ]; then PROFILE_VAR=FASTRTPS_DEFAULT_PROFILES_FILE
+  else PROFILE_VAR=FASTDDS_DEFAULT_PROFILES_FILE; fi
+  export "$PROFILE_VAR"="${!PROFILE_VAR:-$ROOT/config/fastdds_localhost.xml}"
 fi
 export RCUTILS_COLORIZED_OUTPUT="${RCUTILS_COLORIZED_OUTPUT:-0}"
 export PYTHONUNBUFFERED=1

@@ -11,8 +11,6 @@ latched); publishes ``binary_features`` (BinaryFeatures), ``action_results`` and
 """
 from __future__ import annotations
 
-import queue
-import threading
 import time
 
 from rclpy.node import Node
@@ -31,7 +29,7 @@ from offload_common.nodes.params import Param, declare_parameters, resolve_data_
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sensor_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
-from offload_common.nodes.work_queue import put_dropping_oldest
+from offload_common.nodes.work_queue import DropOldestWorker
 from offload_common.torch_device import resolve_device
 
 EDGE_RUNTIMES = ("torch", "onnxruntime")
@@ -83,17 +81,12 @@ class ApproxBitEdgeNode(Node):
         self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
         self.images = ImageReceiver(self.get_logger())
         self.seq = 0
-        self.dropped = 0
-        self.failed = 0
-        self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(BinaryFeatures, "binary_features", payload_qos(self.p.payload_depth))
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.create_subscription(Image, "image_raw", self._on_image, sensor_qos(self.p.image_queue_depth))
         self.switch = ConfigSwitch(self, self.p.stream_id, lambda: self.edge.config_id, self.edge.set_config)
         self.create_subscription(OffloadConfig, "offload_config", self.switch.on_decision, DECISION_QOS)
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, daemon=True)
-        self._worker.start()
+        self.worker = DropOldestWorker(self._handle_clip, self.get_logger(), "clip", self.p.queue_size)
         self.get_logger().info(f"ApproxBit edge: {len(self.configs.ids)} configurations preloaded in "
                                f"{time.perf_counter() - t:.1f} s ({', '.join(self.configs.ids)}); "
                                f"active {self.edge.config_id}; edge half on "
@@ -110,19 +103,7 @@ class ApproxBitEdgeNode(Node):
             return
         if clip is None:
             return
-        self.dropped += put_dropping_oldest(self.queue, (clip, msg.header))
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                clip, header = self.queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self._handle_clip(clip, header)
-            except Exception as exc:  # keep serving: a dead worker would stop the stream for good
-                self.failed += 1
-                self.get_logger().error(f"clip not sent ({self.failed} so far): {type(exc).__name__}: {exc}")
+        self.worker.put(clip, msg.header)
 
     def _handle_clip(self, clip, header) -> None:
         queue_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
@@ -141,7 +122,7 @@ class ApproxBitEdgeNode(Node):
             self.pub.publish(self._to_msg(out, clip, header, queue_ms))
         self.seq += 1
         if self.seq % 50 == 0:
-            self.get_logger().info(f"{self.seq} clips processed ({self.dropped} dropped before the model, "
+            self.get_logger().info(f"{self.seq} clips processed ({self.worker.dropped} dropped before the model, "
                                    f"{self.switch.refused} configuration ids refused); active {out.config_id}")
 
     def _to_msg(self, out, clip, header, queue_ms: float) -> BinaryFeatures:
@@ -162,8 +143,7 @@ class ApproxBitEdgeNode(Node):
         return msg
 
     def destroy_node(self):
-        self._stop.set()
-        self._worker.join(timeout=2.0)
+        self.worker.stop()
         return super().destroy_node()
 
 

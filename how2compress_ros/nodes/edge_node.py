@@ -12,8 +12,6 @@ latched), ``keyframe_request`` (KeyframeRequest); publishes ``encoded_frames`` (
 """
 from __future__ import annotations
 
-import queue
-import threading
 import time
 
 from rclpy.node import Node
@@ -31,7 +29,7 @@ from offload_common.nodes.params import Param, declare_parameters, resolve_data_
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
-from offload_common.nodes.work_queue import put_dropping_oldest
+from offload_common.nodes.work_queue import DropOldestWorker
 from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
@@ -85,18 +83,13 @@ class How2CompressEdgeNode(Node):
         self.unanalysed = 0
         self.seq = 0
         self.images = ImageReceiver(self.get_logger())
-        self.dropped = 0
-        self.failed = 0
-        self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, self.p.queue_size))
         self.pub = self.create_publisher(EncodedFrame, "encoded_frames", payload_qos(self.p.payload_depth))
         self.det_pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
         self.create_subscription(Image, "image_raw", self._on_image, SENSOR_QOS)
         self.switch = ConfigSwitch(self, self.p.stream_id, lambda: self.edge.config.config_id, self.edge.set_config)
         self.create_subscription(OffloadConfig, "offload_config", self.switch.on_decision, DECISION_QOS)
         self.create_subscription(KeyframeRequest, "keyframe_request", self._on_keyframe_request, RESULT_QOS)
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, daemon=True)
-        self._worker.start()
+        self.worker = DropOldestWorker(self._handle_frame, self.get_logger(), "frame", self.p.queue_size)
         self.get_logger().info(f"How2Compress edge: config {self.edge.config.config_id}, "
                                f"model {f'on {self.p.device}' if model else 'none'}, map reuse {self.p.map_reuse}, "
                                f"edge-only detector {self.detector.name if self.detector else 'none'}")
@@ -105,24 +98,12 @@ class How2CompressEdgeNode(Node):
         rgb = self.images.to_rgb(msg)
         if rgb is None:
             return
-        self.dropped += put_dropping_oldest(self.queue, (rgb, msg.header, time.monotonic()))
+        self.worker.put(rgb, msg.header)
 
     def _on_keyframe_request(self, msg: KeyframeRequest) -> None:
         if msg.stream_id == self.p.stream_id:
             self.edge.request_keyframe()
             self.get_logger().info(f"keyframe requested by server: {msg.reason}")
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                rgb, header, t_in = self.queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self._handle_frame(rgb, header)
-            except Exception as exc:  # keep serving: a dead worker would stop the stream for good
-                self.failed += 1
-                self.get_logger().error(f"frame not sent ({self.failed} so far): {type(exc).__name__}: {exc}")
 
     def _handle_frame(self, rgb, header) -> None:
         queue_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(header.stamp)) / 1e6
@@ -134,7 +115,7 @@ class How2CompressEdgeNode(Node):
             self.pub.publish(self._to_msg(pl, header, queue_ms))
             self.seq += 1
         if self.seq and self.seq % 100 == 0 and payloads:
-            self.get_logger().info(f"{self.seq} frames sent ({self.dropped} dropped before encoding, "
+            self.get_logger().info(f"{self.seq} frames sent ({self.worker.dropped} dropped before encoding, "
                                    f"{self.switch.refused} configuration ids refused)")
 
     def _detect_on_edge(self, rgb, header, queue_ms: float) -> None:
@@ -181,8 +162,7 @@ class How2CompressEdgeNode(Node):
         return msg
 
     def destroy_node(self):
-        self._stop.set()
-        self._worker.join(timeout=2.0)
+        self.worker.stop()
         self.edge.close()
         return super().destroy_node()
 
