@@ -115,7 +115,11 @@ def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
             expected[m.meta.seq] = r.boxes
     published = dict(tap.detections)
     last = max(published)                     # results still in flight when the graph stopped
-    expected = {s: b for s, b in expected.items() if s <= last}
+    # results published before the server's detections publisher had discovered this process's
+    # subscription are not seen (volatile QoS); from the first one seen, every one must be here
+    first = min(published)
+    assert first < CORRUPT_SEQ
+    expected = {s: b for s, b in expected.items() if first <= s <= last}
     assert CORRUPT_SEQ not in published and CORRUPT_SEQ not in expected
     assert set(published) == set(expected)
     assert any(s > later_keys[0] for s in published)
