@@ -180,7 +180,8 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
                         if cid in table else float("nan"))
     summary.update({"edge_scale": round(scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
                     "latency_quantile": None if args.no_calibration else args.latency_quantile, "delay_ms": args.delay_ms,
-                    "loss": args.loss, "sla_schedule": schedule, "scored": scored, "dds_profile": args.dds_profile, "node_exit_codes": codes, "crashed": crashed,
+                    "loss": args.loss, "sla_schedule": schedule, "scored": scored, "dds_profile": args.dds_profile,
+                    "node_exit_codes": codes, "crashed": crashed,
                     "command": command})
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)

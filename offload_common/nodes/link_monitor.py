@@ -164,8 +164,9 @@ class LinkMonitorNode(Node):
         entry = self.by_id.get(msg.config_id)
         est = self.last_estimate
         lat = msg.latency
+        now_ns = self.get_clock().now().nanoseconds
         if entry is not None and entry.config_id != EDGE_ONLY and self.outages.crossed(
-                stamp_to_ns(msg.header.stamp), self.get_clock().now().nanoseconds):
+                stamp_to_ns(msg.header.stamp), now_ns):
             self.outage_results += 1
             if self.outage_results in (1, 10, 100) or self.outage_results % 1000 == 0:
                 self.get_logger().info(f"result for '{msg.config_id}' ({lat.total_ms:.0f} ms) not used for "
@@ -174,7 +175,7 @@ class LinkMonitorNode(Node):
         if entry is None or est is None or not self.chooser.calibrator.observe(
                 entry, float(lat.total_ms), float(lat.transmit_ms), est.bandwidth_mbps, est.delay_ms,
                 edge_ms=float(lat.edge_model_ms + lat.edge_encode_ms),
-                server_ms=float(lat.decode_ms + lat.server_model_ms), now_s=self.get_clock().now().nanoseconds / 1e9):
+                server_ms=float(lat.decode_ms + lat.server_model_ms), now_s=now_ns / 1e9):
             self.ignored_results += 1
             if self.ignored_results in (1, 10, 100) or self.ignored_results % 1000 == 0:
                 self.get_logger().warn(f"result for '{msg.config_id}' not used for calibration "
