@@ -15,13 +15,15 @@ import glob
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from approxbit_ros.backbones import blank_input
 from approxbit_ros.codec import BinaryCodecConfig, BinaryDecoder, BinaryEncoder
 from offload_common.lookup_table import EDGE_ONLY
+from offload_common.model_folder import read_weights
 
 
 class ConfigIdError(ValueError):
@@ -56,7 +58,12 @@ def load_backbone(folder: str):
     elif kind == "videomae":
         from approxbit_ros.backbones.videomae import VideoMaeBackbone
 
-        model = VideoMaeBackbone.from_pretrained(folder)
+        from safetensors import SafetensorError
+
+        try:
+            model = VideoMaeBackbone.from_pretrained(folder)
+        except (SafetensorError, OSError, ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{folder}: not a loadable VideoMAE snapshot: {' '.join(str(exc).split())[:300]}") from None
         return model.eval(), kind, model.labels
     else:
         raise ValueError(f"{folder}: unknown backbone model_type {kind!r}")
@@ -65,7 +72,7 @@ def load_backbone(folder: str):
         from approxbit_ros.data.synthetic_actions import CLASSES
 
         labels = list(CLASSES) if raw.get("num_classes") == len(CLASSES) else [str(i) for i in
-                                                                             range(raw["num_classes"])]
+                                                                             range(model.config.num_classes)]
     return model.eval(), kind, list(labels)
 
 
@@ -145,18 +152,36 @@ class ConfigurationSet:
 
 def _codec_state(path: str) -> Dict[str, Dict[str, torch.Tensor]]:
     """A configuration's safetensors file split into the encoder's and the decoder's state."""
-    from safetensors.torch import load_file
-
-    state = load_file(path)
+    state = read_weights(path)
     return {side: {k[len(side) + 1:]: v for k, v in state.items() if k.startswith(side + ".")}
             for side in ("encoder", "decoder")}
 
 
+@dataclass(frozen=True)
+class WireShape:
+    """What a configuration's payload holds for a clip of the set's size: the code tensor's shape
+    (K, T', H', W'), the feature map's (T, H, W) and the exact byte count of its data."""
+    code_shape: Tuple[int, ...]
+    feature_shape: Tuple[int, int, int]
+    data_bytes: int
+
+
 @torch.no_grad()
-def warm_up(configs: ConfigurationSet) -> None:
-    """Run every configuration once on a zero clip so the first real clip pays no lazy setup."""
+def warm_up(configs: ConfigurationSet) -> Dict[str, WireShape]:
+    """Run every configuration once on a zero clip so the first real clip pays no lazy setup;
+    returns each configuration's payload shape for clips of ``clip_frames`` x ``clip_size``²
+    (what a server accepts, exactly)."""
     x = blank_input(configs.backbone, configs.clip_frames, configs.clip_size, configs.device)
+    shapes = {}
     for c in configs.configurations.values():
         f = configs.backbone.edge(x, c.offload_point)
-        if c.encoder is not None:
-            c.decoder(c.encoder.encode(f).float(), tuple(f.shape[2:]))
+        fs = tuple(int(s) for s in f.shape[2:])
+        if c.encoder is None:
+            code = tuple(int(s) for s in f.shape[1:])
+        else:
+            codes = c.encoder.encode(f)
+            c.decoder(codes.float(), fs)
+            code = tuple(int(s) for s in codes.shape[1:])
+        n = int(np.prod(code))
+        shapes[c.config_id] = WireShape(code, fs, (n + 7) // 8 if c.kind == "binary" else 4 * n)
+    return shapes

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from approxbit_ros.codec.wire import ENCODING_BITS, ENCODING_FLOAT32, BinaryPayload, PayloadError
-from approxbit_ros.configurations import EDGE_ONLY, Configuration, ConfigurationSet
+from approxbit_ros.codec.wire import BIT_ORDER_MSB_FIRST, ENCODING_BITS, ENCODING_FLOAT32, BinaryPayload, PayloadError
+from approxbit_ros.configurations import EDGE_ONLY, Configuration, ConfigurationSet, WireShape, warm_up
 from offload_common.payload_checks import (SUPPORTED_FORMAT_VERSION, PayloadCounters, PayloadRejected,
-                                           SequenceTracker)
+                                           SequenceTracker, StreamLimits, check_finite)
 from offload_common.torch_device import stage_time
-
-MAX_FEATURE_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -196,13 +194,33 @@ class ServerResult:
     final_map: Optional[torch.Tensor] = None  # the backbone's last feature map (1, C, T, H, W), for the VQA head
 
 
-class ApproxBitServer:
-    """Validates and decodes payloads of any configuration of the set, per stream."""
+@dataclass
+class AdmittedPayload:
+    """A payload that passed every check (``ApproxBitServer.admit``): its codes, unpacked, ready
+    for the decoder and the rest of the backbone (``ApproxBitServer.serve``)."""
+    stream_id: str
+    seq: int
+    configuration: Configuration
+    codes: torch.Tensor                       # (1, K, T', H', W') on the models' device
+    feature_shape: Tuple[int, int, int]
+    check_ms: float
 
-    def __init__(self, configs: ConfigurationSet, max_payload_bytes: int = 8_000_000, topk: int = 5):
+
+class ApproxBitServer:
+    """Validates and decodes payloads of any configuration of the set, per stream.
+
+    A payload is checked against the configuration its id names before any model runs: every
+    field, the exact code and feature shape and byte count that configuration sends for clips of
+    ``configs.clip_frames`` x ``configs.clip_size``² (probed once at construction, which is also
+    the warm-up), sequence number and capture stamp (``limits``), CRC, and finite values for
+    float payloads. ``admit`` does all of that (cheap); ``serve`` runs the models."""
+
+    def __init__(self, configs: ConfigurationSet, max_payload_bytes: int = 8_000_000, topk: int = 5,
+                 limits: Optional[StreamLimits] = None):
         self.configs, self.max_payload_bytes, self.topk = configs, max_payload_bytes, topk
         self.counters = PayloadCounters()
-        self.sequences = SequenceTracker()
+        self.sequences = SequenceTracker(limits)
+        self.wire_shapes: Dict[str, WireShape] = warm_up(configs)
 
     def _expect(self, ok: bool, reason: str, detail: str) -> None:
         if not ok:
@@ -216,56 +234,77 @@ class ApproxBitServer:
         self._expect(0 < data_len <= self.max_payload_bytes, "size",
                      f"{data_len} bytes (limit {self.max_payload_bytes})")
         self._expect(config_id in self.configs.configurations, "config",
-                     f"unknown configuration {config_id!r}")
+                     f"unknown configuration {config_id[:80]!r}")
         c = self.configs.configurations[config_id]
-        self._expect(backbone == self.configs.name, "backbone", f"{backbone!r}, server runs {self.configs.name!r}")
+        self._expect(backbone == self.configs.name, "backbone",
+                     f"{backbone[:80]!r}, server runs {self.configs.name!r}")
         got = (int(offload_index), bool(spatial_encoder), int(codebook_size))
         want = (c.offload_point, c.spatial_encoder, c.codebook_size)
         self._expect(got == want, "fields", f"(offload, spatial encoder, K) {got} but {config_id} has {want}")
         want_enc = ENCODING_BITS if c.kind == "binary" else ENCODING_FLOAT32
         self._expect(encoding == want_enc, "encoding", f"encoding {encoding}, {config_id} sends {want_enc}")
-        shape, fs = [int(s) for s in shape], [int(s) for s in feature_shape]
-        self._expect(len(shape) == 4 and len(fs) == 3 and min(shape + fs) > 0, "shape",
-                     f"shape {shape}, feature shape {fs}")
-        self._expect(shape[0] == c.codebook_size, "shape", f"{shape[0]} code channels, K = {c.codebook_size}")
-        positions = int(np.prod(fs))
-        self._expect(positions * max(c.codebook_size, self.configs.backbone.feature_channels(c.offload_point))
-                     <= MAX_FEATURE_ELEMENTS, "shape", f"feature map {fs} too large")
-        codes = [(d + 1) // 2 for d in fs] if c.spatial_encoder else fs
-        self._expect(shape[1:] == codes, "shape", f"code shape {shape[1:]} does not fit feature shape {fs}")
+        wire = self.wire_shapes[config_id]
+        shape, fs = tuple(int(s) for s in shape[:8]), tuple(int(s) for s in feature_shape[:8])
+        self._expect(shape == wire.code_shape and fs == wire.feature_shape, "shape",
+                     f"code shape {list(shape)}, feature shape {list(fs)}; {config_id} sends "
+                     f"{list(wire.code_shape)} and {list(wire.feature_shape)} for {self.configs.clip_frames}-frame "
+                     f"{self.configs.clip_size}x{self.configs.clip_size} clips")
+        self._expect(data_len == wire.data_bytes, "size",
+                     f"{data_len} bytes for a {list(shape)} code (expected {wire.data_bytes})")
         return c
 
     @torch.no_grad()
-    def handle(self, stream_id: str, seq: int, *, crc32: int, data: bytes, bit_order: int = 0,
-               format_version: int = SUPPORTED_FORMAT_VERSION, stamp_ns: int = 0, **fields) -> ServerResult:
-        """Decode one payload (``fields``: the keyword arguments of ``check``; ``stamp_ns``: its
-        capture stamp, which tells a restarted sender from a repeated payload). Raises
+    def admit(self, stream_id: str, seq: int, *, crc32: int, data: bytes, bit_order: int = 0,
+              format_version: int = SUPPORTED_FORMAT_VERSION, stamp_ns: int = 0, now_ns: Optional[int] = None,
+              **fields) -> AdmittedPayload:
+        """Check one payload (``fields``: the keyword arguments of ``check``; ``stamp_ns``: its
+        capture stamp, which tells a restarted sender from a repeated payload; ``now_ns``: the
+        server's clock, to refuse implausible stamps) and unpack its codes. Raises
         PayloadRejected; a rejected payload does not advance the stream's sequence."""
-        self.counters.received += 1
-        c = self.check(data_len=len(data), format_version=format_version, **fields)
-        why = self.sequences.check(stream_id, seq, stamp_ns)
-        self._expect(why is None, "sequence", str(why))
         t0 = time.perf_counter()
+        self.counters.received += 1
+        self.counters.expired += len(self.sequences.expire())
+        c = self.check(data_len=len(data), format_version=format_version, **fields)
+        self._expect(bit_order == BIT_ORDER_MSB_FIRST, "fields", f"bit_order {bit_order} (only MSB-first is defined)")
+        refusal = self.sequences.check(stream_id, seq, stamp_ns, now_ns)
+        if refusal:
+            raise self.counters.reject(*refusal)
         payload = BinaryPayload(tuple(int(s) for s in fields["shape"]), data, fields["encoding"], bit_order, crc32)
         try:
-            codes = torch.from_numpy(np.ascontiguousarray(payload.decode()))[None].to(self.configs.device)
+            values = payload.decode()
         except PayloadError as exc:
             raise self.counters.reject("payload", str(exc)) from None
-        fs = tuple(int(s) for s in fields["feature_shape"])
-        feats = codes.float() if c.kind == "float32" else c.decoder(codes.float(), fs)
+        if c.kind != "binary":
+            refusal = check_finite(values, f"{c.config_id} payload")
+            if refusal:
+                raise self.counters.reject(*refusal)
+        codes = torch.from_numpy(np.ascontiguousarray(values))[None].to(self.configs.device)
+        self.counters.restarts += self.sequences.restarts(stream_id, seq, stamp_ns)
+        self.counters.lost += self.sequences.accept(stream_id, seq, stamp_ns)
+        return AdmittedPayload(stream_id, seq, c, codes, self.wire_shapes[c.config_id].feature_shape,
+                               _ms(t0, time.perf_counter()))
+
+    @torch.no_grad()
+    def serve(self, p: AdmittedPayload) -> ServerResult:
+        """Decoder and the rest of the backbone on an admitted payload."""
+        c = p.configuration
+        t0 = time.perf_counter()
+        feats = p.codes.float() if c.kind == "float32" else c.decoder(p.codes.float(), p.feature_shape)
         t1 = stage_time(self.configs.device)
         final = self.configs.backbone.finish(feats, c.offload_point)
         pred = predict_topk(self.configs.backbone.classify_map(final), self.configs.labels, self.topk)
         t2 = time.perf_counter()
-        self.counters.restarts += self.sequences.restarts(stream_id, seq, stamp_ns)
-        self.counters.lost += self.sequences.accept(stream_id, seq, stamp_ns)
         self.counters.accepted += 1
-        return ServerResult(pred, _ms(t0, t1), _ms(t1, t2), final)
+        return ServerResult(pred, p.check_ms + _ms(t0, t1), _ms(t1, t2), final)
+
+    def handle(self, stream_id: str, seq: int, **kwargs) -> ServerResult:
+        """``admit`` then ``serve``: one payload to its prediction."""
+        return self.serve(self.admit(stream_id, seq, **kwargs))
 
 
 def _ms(a: float, b: float) -> float:
     return 1000.0 * (b - a)
 
 
-__all__ = ["ApproxBitEdge", "ApproxBitServer", "Clip", "ClipBuffer", "EdgeOutput", "PayloadRejected", "Prediction",
-           "ServerResult", "predict_topk"]
+__all__ = ["AdmittedPayload", "ApproxBitEdge", "ApproxBitServer", "Clip", "ClipBuffer", "EdgeOutput", "PayloadRejected",
+           "Prediction", "ServerResult", "predict_topk"]
