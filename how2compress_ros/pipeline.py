@@ -16,11 +16,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from how2compress_ros.codec import (DEFAULT_LEVEL_QPS, H264Decoder, H264DecodeError, H264EncoderConfig,
-                                    MacroblockQPEncoder, levels_to_qp_map, mb_grid)
+from how2compress_ros.codec import (DEFAULT_LEVEL_QPS, DecodedFrame, H264Decoder, H264DecodeError,
+                                    H264EncoderConfig, MacroblockQPEncoder, levels_to_qp_map, mb_grid)
+from how2compress_ros.codec.sps import SpsError, declared_sizes
 from how2compress_ros.detectors.base import Box, Detector
 from offload_common.lookup_table import EDGE_ONLY
-from offload_common.payload_checks import SUPPORTED_FORMAT_VERSION, PayloadCounters, SequenceTracker
+from offload_common.payload_checks import SUPPORTED_FORMAT_VERSION, PayloadCounters, SequenceTracker, StreamLimits
 
 _CONFIG_RE = re.compile(r"^(h2c/base|uniform/qp)(\d{1,2})$")
 
@@ -189,6 +190,15 @@ class ServerResult:
 
 
 @dataclass
+class DecodeOutcome:
+    """What one access unit gave (``How2CompressServer.admit``)."""
+    frames: List[DecodedFrame]      # pictures decoded from it (none while waiting for a keyframe)
+    decoded: bool                   # it reached the decoder and decoded; False: dropped waiting for a keyframe
+    needs_keyframe: bool            # the stream waits for a keyframe: ask the edge for one
+    decode_ms: float
+
+
+@dataclass
 class StreamState:
     decoder: H264Decoder
     received: int = 0
@@ -204,49 +214,77 @@ class ServerCounters(PayloadCounters):
 
 
 class How2CompressServer:
-    """Validates, decodes and runs the detector on How2Compress payloads, per stream."""
+    """Validates, decodes and runs the detector on How2Compress payloads, per stream.
+
+    Before a unit reaches the decoder: its fields, its size, the picture size its SPS declares
+    (which must be the message's ``width`` x ``height``, at most ``max_frame_pixels``), and the
+    sequence number and capture stamp against the stream's history (``limits``; at most
+    ``limits.max_streams`` decoders, idle ones freed). ``admit`` decodes (every unit: P-frames
+    need their references); ``detect`` runs the detector on one picture, so a node can run it on
+    the newest picture only when it falls behind."""
 
     MAX_DIM = 8192
 
-    def __init__(self, detector: Detector, max_payload_bytes: int = 8_000_000):
+    def __init__(self, detector: Detector, max_payload_bytes: int = 8_000_000, limits: Optional[StreamLimits] = None,
+                 max_frame_pixels: int = 1920 * 1080):
         self.detector = detector
         self.max_payload_bytes = max_payload_bytes
+        self.max_frame_pixels = int(max_frame_pixels)
         self.streams: Dict[str, StreamState] = {}
-        self.sequences = SequenceTracker()
+        self.sequences = SequenceTracker(limits)
         self.counters = ServerCounters()
 
     def _reject(self, reason: str, detail: str):
         raise self.counters.reject(reason, detail)
 
-    def handle(self, stream_id: str, seq: int, data: bytes, keyframe: bool, crc32: int, *,
-               codec: str = "h264", format_version: int = SUPPORTED_FORMAT_VERSION, width: int = 0, height: int = 0,
-               config_id: str = "", stamp_ns: int = 0) -> Tuple[List[ServerResult], bool]:
-        """Decode one access unit and detect. Returns (results, needs_keyframe). Raises
-        PayloadRejected for payloads that must not reach the decoder. ``stamp_ns`` (the capture
-        stamp) tells a restarted edge, whose numbering starts again, from a repeated payload: its
-        stream starts over with a fresh decoder, which waits for the restarted edge's keyframe."""
-        self.counters.received += 1
+    def _check_fields(self, data: bytes, codec: str, format_version: int, width: int, height: int,
+                      config_id: str) -> None:
         if format_version != SUPPORTED_FORMAT_VERSION:
             self._reject("version", f"unsupported format_version {format_version}")
         if codec != "h264":
-            self._reject("codec", f"unsupported codec {codec!r}")
+            self._reject("codec", f"unsupported codec {codec[:40]!r}")
         if len(data) == 0 or len(data) > self.max_payload_bytes:
             self._reject("size", f"{len(data)} bytes (limit {self.max_payload_bytes})")
         if not (16 <= width <= self.MAX_DIM and 16 <= height <= self.MAX_DIM):
             self._reject("dimensions", f"{width}x{height}")
+        if width * height > self.max_frame_pixels:
+            self._reject("dimensions", f"{width}x{height} is over max_frame_pixels {self.max_frame_pixels}")
         if config_id and config_id != EDGE_ONLY:
             try:
                 parse_config_id(config_id)
             except ConfigIdError as exc:
-                self._reject("config", str(exc))
-        why = self.sequences.check(stream_id, seq, stamp_ns)
-        if why:
-            self._reject("sequence", why)
+                self._reject("config", str(exc)[:200])
+        try:
+            declared = declared_sizes(data)
+        except SpsError as exc:
+            self._reject("sps", f"unreadable SPS: {exc}")
+        for sps in declared:
+            if (sps.width, sps.height) != (width, height):
+                self._reject("sps", f"SPS declares {sps.width}x{sps.height} pictures, the message {width}x{height}")
+
+    def admit(self, stream_id: str, seq: int, data: bytes, keyframe: bool, crc32: int, *, codec: str = "h264",
+              format_version: int = SUPPORTED_FORMAT_VERSION, width: int = 0, height: int = 0, config_id: str = "",
+              stamp_ns: int = 0, now_ns: Optional[int] = None) -> DecodeOutcome:
+        """Check one access unit and decode it. Raises PayloadRejected for units that must not
+        reach the decoder, H264DecodeError for corrupt ones. ``stamp_ns`` (the capture stamp)
+        tells a restarted edge, whose numbering starts again, from a repeated payload: its stream
+        starts over with a fresh decoder, which waits for the restarted edge's keyframe;
+        ``now_ns`` (the server's clock) refuses implausible stamps."""
+        self.counters.received += 1
+        for gone in self.sequences.expire():
+            self.streams.pop(gone).decoder.close()
+            self.counters.expired += 1
+        self._check_fields(data, codec, format_version, width, height, config_id)
+        refusal = self.sequences.check(stream_id, seq, stamp_ns, now_ns)
+        if refusal:
+            self._reject(*refusal)
         st = self.streams.get(stream_id)
         restarted = self.sequences.restarts(stream_id, seq, stamp_ns)
         if st is None or restarted:
             self.counters.restarts += restarted
-            st = self.streams[stream_id] = StreamState(H264Decoder())
+            if st is not None:
+                st.decoder.close()
+            st = self.streams[stream_id] = StreamState(H264Decoder(max_pixels=self.max_frame_pixels))
         lost = self.sequences.accept(stream_id, seq, stamp_ns)
         if lost:
             st.lost += lost
@@ -263,11 +301,22 @@ class How2CompressServer:
         decode_ms = 1000 * (time.perf_counter() - t)
         if was_waiting and not keyframe:
             self.counters.waiting_dropped += 1
-            return [], True
-        out = []
+            return DecodeOutcome([], False, True, decode_ms)
         for f in frames:
-            t = time.perf_counter()
-            boxes = self.detector.detect(f.rgb)
-            out.append(ServerResult(f.rgb, boxes, decode_ms, 1000 * (time.perf_counter() - t)))
-            self.counters.decoded += 1
-        return out, st.decoder.waiting_for_keyframe
+            if f.rgb.shape[:2] != (height, width):      # the SPS check makes this unreachable; kept as a guard
+                st.decoder.mark_lost()
+                self._reject("dimensions", f"decoded {f.rgb.shape[1]}x{f.rgb.shape[0]}, message {width}x{height}")
+        self.counters.decoded += len(frames)
+        return DecodeOutcome(frames, True, st.decoder.waiting_for_keyframe, decode_ms)
+
+    def detect(self, frame: DecodedFrame, decode_ms: float = 0.0) -> ServerResult:
+        """The detector on one decoded picture."""
+        t = time.perf_counter()
+        boxes = self.detector.detect(frame.rgb)
+        return ServerResult(frame.rgb, boxes, decode_ms, 1000 * (time.perf_counter() - t))
+
+    def handle(self, stream_id: str, seq: int, data: bytes, keyframe: bool, crc32: int,
+               **kwargs) -> Tuple[List[ServerResult], bool]:
+        """``admit`` and ``detect`` every picture: returns (results, needs_keyframe)."""
+        out = self.admit(stream_id, seq, data, keyframe, crc32, **kwargs)
+        return [self.detect(f, out.decode_ms) for f in out.frames], out.needs_keyframe

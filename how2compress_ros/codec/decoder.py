@@ -26,9 +26,13 @@ class DecodedFrame:
 
 
 class H264Decoder:
-    def __init__(self, export_qp: bool = False, threads: int = 1):
+    """``max_pixels``: FFmpeg refuses (as a decode error) any picture larger than this before
+    allocating it, a second guard behind the SPS check of ``sps.declared_sizes``."""
+
+    def __init__(self, export_qp: bool = False, threads: int = 1, max_pixels: int = 0):
         self.export_qp = export_qp
         self.threads = threads
+        self.max_pixels = int(max_pixels)
         self.waiting_for_keyframe = True   # a stream can only start at a keyframe
         self.errors = 0
         self.dropped = 0
@@ -41,6 +45,8 @@ class H264Decoder:
         ctx = av.CodecContext.create("h264", "r")
         # Surface errors instead of concealing them: a concealed picture would be detected on.
         options = {"err_detect": "explode"}
+        if self.max_pixels > 0:
+            options["max_pixels"] = str(self.max_pixels)
         if self.export_qp:
             options["export_side_data"] = "venc_params"
         ctx.options = options
@@ -69,6 +75,8 @@ class H264Decoder:
                 self.dropped += 1
                 return []
             self.waiting_for_keyframe = False
+        if self._ctx is None:
+            self._reset()
         try:
             frames = self._ctx.decode(av.Packet(data))
         except (av.error.FFmpegError, ValueError) as exc:
@@ -80,10 +88,18 @@ class H264Decoder:
         """Return the pictures the decoder still holds (B-frame reordering) at end of stream."""
         import av
 
+        if self._ctx is None:
+            return []
         try:
             return self._convert(self._ctx.decode(None))
         except av.error.FFmpegError:
             return []
+
+    def close(self) -> None:
+        """Free the decoder's context (its reference pictures); decoding again starts a new one,
+        from a keyframe."""
+        self._ctx = None
+        self.waiting_for_keyframe = True
 
     def _fail(self) -> None:
         self.errors += 1
