@@ -60,8 +60,17 @@ class VideoFileSource(FrameSource):
         with container:
             if not container.streams.video:
                 raise FrameSourceError(f"{self.path} has no video stream")
-            for i, frame in enumerate(container.decode(video=0)):
+            frames = container.decode(video=0)
+            i = 0
+            while True:
+                try:
+                    frame = next(frames, None)
+                except av.error.FFmpegError as exc:
+                    raise FrameSourceError(f"cannot decode frame {i} of {self.path}: {exc}") from exc
+                if frame is None:
+                    return
                 yield Frame(frame.to_ndarray(format="rgb24"), i)
+                i += 1
 
 
 class ImageFolderSource(FrameSource):
@@ -107,7 +116,12 @@ class BagSource(FrameSource):
 
         from rosbags.highlevel import AnyReader
 
-        with AnyReader([Path(self.path)]) as reader:
+        try:
+            reader = AnyReader([Path(self.path)])
+            reader.open()
+        except Exception as exc:  # rosbags' own errors, a folder with no bag in it, an unreadable file
+            raise FrameSourceError(f"cannot open bag {self.path}: {' '.join(str(exc).split())}") from exc
+        try:
             conns = [c for c in reader.connections if c.msgtype == self.IMAGE_TYPE]
             if self.topic:
                 conns = [c for c in conns if c.topic == self.topic]
@@ -127,6 +141,8 @@ class BagSource(FrameSource):
                 except ImageConversionError as exc:
                     raise FrameSourceError(f"bag message {i} on {conn.topic}: {exc}") from exc
                 yield Frame(rgb, i, stamp_ns=int(timestamp))
+        finally:
+            reader.close()
 
 
 class SyntheticSceneSource(FrameSource):
@@ -222,10 +238,27 @@ class FrameStream:
         self.count = 0
         self.passes = 0
         self._it: Optional[Iterator[Frame]] = None
+        self._first: Optional[Frame] = None
+
+    def open(self) -> "FrameStream":
+        """Read the first frame now, so a source that cannot be read (an empty or corrupt video,
+        a folder with no bag) fails at start-up (FrameSourceError) rather than at the first tick."""
+        self._first = self._read()
+        return self
 
     def next_frame(self) -> Optional[Frame]:
         if self.max_frames and self.count >= self.max_frames:
             return None
+        if self._first is not None:
+            frame, self._first = self._first, None
+            self.count += 1
+            return frame
+        frame = self._read()
+        if frame is not None:
+            self.count += 1
+        return frame
+
+    def _read(self) -> Optional[Frame]:
         for _attempt in range(2):
             if self._it is None:
                 self._it = iter(self.source)
@@ -239,7 +272,6 @@ class FrameStream:
         else:
             raise FrameSourceError(f"{self.source.name} source produced no frames")
         frame.rgb = resize_rgb(frame.rgb, self.width, self.height)
-        self.count += 1
         return frame
 
     def close(self) -> None:

@@ -24,17 +24,20 @@ def render() -> str:
     out = ["# Node parameters", "",
            "Generated from each node's `PARAMETERS` by `tools/gen_param_docs.py`; do not edit by hand.",
            "Defaults for the demo are in `config/<node>.yaml`. `ros2 param describe <node> <name>`",
-           "prints the same descriptions at run time. Read-only parameters are fixed at start-up.", ""]
+           "prints the same descriptions at run time. Read-only parameters are fixed at start-up. A value",
+           "outside its range (inclusive), or a NaN / infinite float, stops the node at start-up with one",
+           "`[FATAL]` line and is refused by `ros2 param set`.", ""]
     for exe, target in sorted(nodes().items()):
         module = importlib.import_module(target.split(":")[0])
         doc = (module.__doc__ or "").strip().split("\n\n")
         out += [f"## `{exe}`", "", " ".join(doc[0].split()), ""]
-        out += ["| parameter | default | description |", "|---|---|---|"]
+        out += ["| parameter | default | range | description |", "|---|---|---|---|"]
         for p in module.PARAMETERS:
             default = repr(p.default) if isinstance(p.default, str) else str(p.default).lower() \
                 if isinstance(p.default, bool) else str(p.default)
             ro = " (read-only)" if p.read_only else ""
-            out.append(f"| `{p.name}` | `{default}` | {p.description}{ro} |")
+            rng = f"[{p.range[0]:g}, {p.range[1]:g}]" if p.range else ""
+            out.append(f"| `{p.name}` | `{default}` | {rng} | {p.description}{ro} |")
         out.append("")
     return "\n".join(out)
 

@@ -23,18 +23,19 @@ PARAMETERS = (
     Param("source", "synthetic", f"frame source: {', '.join(SOURCE_KINDS)}", read_only=True),
     Param("uri", "", "video file, image folder or bag path (unused for synthetic)", read_only=True),
     Param("bag_topic", "", "image topic inside the bag (empty: the only image topic)", read_only=True),
-    Param("rate_hz", 10.0, "publish rate in frames per second (may be changed at run time)"),
+    Param("rate_hz", 10.0, "publish rate in frames per second (may be changed at run time)", range=(0.001, 10000.0)),
     Param("loop", True, "restart the source at its end", read_only=True),
-    Param("width", 0, "output width in pixels (0: keep; with height 0 too, source size)", read_only=True),
-    Param("height", 0, "output height in pixels (0: keep aspect ratio)", read_only=True),
+    Param("width", 0, "output width in pixels (0: keep; with height 0 too, source size)", read_only=True,
+          range=(0, 16384)),
+    Param("height", 0, "output height in pixels (0: keep aspect ratio)", read_only=True, range=(0, 16384)),
     Param("frame_id", "camera", "header.frame_id of published images", read_only=True),
     Param("encoding", "rgb8", "published encoding: rgb8, bgr8, mono8, rgba8, bgra8, yuv422, yuyv, ...", read_only=True),
-    Param("max_frames", 0, "stop after this many frames (0: no limit)", read_only=True),
-    Param("seed", 0, "seed of the synthetic scene", read_only=True),
-    Param("synthetic_width", 320, "synthetic scene width before resizing", read_only=True),
-    Param("synthetic_height", 240, "synthetic scene height before resizing", read_only=True),
+    Param("max_frames", 0, "stop after this many frames (0: no limit)", read_only=True, range=(0, 2147483647)),
+    Param("seed", 0, "seed of the synthetic scene", read_only=True, range=(0, 2147483647)),
+    Param("synthetic_width", 320, "synthetic scene width before resizing", read_only=True, range=(16, 8192)),
+    Param("synthetic_height", 240, "synthetic scene height before resizing", read_only=True, range=(16, 8192)),
     Param("wait_for_subscribers", 0, "publish only once this many subscribers matched, plus 1 s "
-          "(experiments: no frame lost to discovery; 0: publish at once)", read_only=True),
+          "(experiments: no frame lost to discovery; 0: publish at once)", read_only=True, range=(0, 1000)),
     Param("ground_truth_log", "", "append 'stamp_ns frame_index label' per labelled frame to this file "
           "(experiments score results against it; empty: off)", read_only=True),
 )
@@ -49,13 +50,13 @@ class CameraSourceNode(Node):
                              height=self.p.synthetic_height, seed=self.p.seed,
                              bag_topic=self.p.bag_topic)
         self.stream = FrameStream(source, loop=self.p.loop, width=self.p.width,
-                                  height=self.p.height, max_frames=self.p.max_frames)
+                                  height=self.p.height, max_frames=self.p.max_frames).open()
         self.pub = self.create_publisher(Image, "image_raw", SENSOR_QOS)
         self.published = 0
         self._matched_at = None
         self.truth = open(self.p.ground_truth_log, "a", buffering=1) if self.p.ground_truth_log else None
         self._t0 = time.monotonic()
-        self.timer = self.create_timer(1.0 / max(self.p.rate_hz, 1e-3), self._tick)
+        self.timer = self.create_timer(1.0 / self.p.rate_hz, self._tick)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f"publishing {' '.join(filter(None, (self.p.source, self.p.uri)))} at {self.p.rate_hz:g} Hz on "
@@ -63,9 +64,7 @@ class CameraSourceNode(Node):
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         for param in params:
-            if param.name == "rate_hz":
-                if not param.value > 0:
-                    return SetParametersResult(successful=False, reason="rate_hz must be > 0")
+            if param.name == "rate_hz":              # its range (declare_parameters) refused <= 0, NaN, inf
                 self.timer.cancel()
                 self.destroy_timer(self.timer)
                 self.timer = self.create_timer(1.0 / param.value, self._tick)

@@ -33,7 +33,8 @@ PARAMETERS = (
     Param("output", "experiment.jsonl", "JSON-lines file the records are appended to", read_only=True),
     Param("sla_schedule", "", "SLA changes 't_s:kind:value,...' (kind latency [ms] or accuracy [0-1])",
           read_only=True),
-    Param("start_unix_s", 0.0, "time zero of the schedule, seconds since the epoch (0: node start)", read_only=True),
+    Param("start_unix_s", 0.0, "time zero of the schedule, seconds since the epoch (0: node start)",
+          read_only=True, range=(0.0, 1e11)),
     Param("monitor_node", "link_monitor", "node whose sla_* parameters the schedule sets", read_only=True),
 )
 

@@ -17,9 +17,11 @@ from offload_common.nodes.qos import SENSOR_QOS
 from offload_common.nodes.runner import run_node, stamp_to_ns
 
 PARAMETERS = (
-    Param("expected_frames", 0, "exit after this many frames (0: run until stopped)", read_only=True),
-    Param("timeout_s", 0.0, "with expected_frames: give up after this many seconds (0: never)", read_only=True),
-    Param("report_every", 25, "log a line every this many frames", read_only=True),
+    Param("expected_frames", 0, "exit after this many frames (0: run until stopped)", read_only=True,
+          range=(0, 2147483647)),
+    Param("timeout_s", 0.0, "with expected_frames: give up after this many seconds (0: never)",
+          read_only=True, range=(0.0, 10000000.0)),
+    Param("report_every", 25, "log a line every this many frames", read_only=True, range=(1, 2147483647)),
 )
 
 

@@ -19,7 +19,7 @@ from offload_common.nodes.runner import run_node
 PROBE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 PARAMETERS = (
-    Param("max_probe_bytes", 1000000, "larger probes are ignored", read_only=True),
+    Param("max_probe_bytes", 1000000, "larger probes are ignored", read_only=True, range=(0, 1073741824)),
 )
 
 

@@ -16,9 +16,11 @@ from offload_common.nodes.qos import RESULT_QOS
 from offload_common.nodes.runner import run_node
 
 PARAMETERS = (
-    Param("expected_results", 0, "exit after this many results (0: run until stopped)", read_only=True),
-    Param("timeout_s", 0.0, "with expected_results: give up after this many seconds (0: never)", read_only=True),
-    Param("report_every", 10, "log a summary every this many results", read_only=True),
+    Param("expected_results", 0, "exit after this many results (0: run until stopped)", read_only=True,
+          range=(0, 2147483647)),
+    Param("timeout_s", 0.0, "with expected_results: give up after this many seconds (0: never)",
+          read_only=True, range=(0.0, 10000000.0)),
+    Param("report_every", 10, "log a summary every this many results", read_only=True, range=(1, 2147483647)),
 )
 
 

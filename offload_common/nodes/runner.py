@@ -18,7 +18,11 @@ USER_ERRORS = (ValueError, OSError, ImportError, ParameterException)
 
 
 def run_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[str]] = None) -> int:
-    rclpy.init(args=list(args) if args is not None else sys.argv)
+    try:
+        rclpy.init(args=list(args) if args is not None else sys.argv)
+    except Exception as exc:  # a malformed --params-file, bad --ros-args: rcl says why, in one message
+        print(f"[FATAL] {exc.__class__.__name__}: {_one_line(exc)}", file=sys.stderr)
+        return 1
     node = None
     code = 0
     try:
@@ -31,13 +35,17 @@ def run_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[s
     except Exception as exc:  # say why and exit non-zero; a traceback unless the start-up was misconfigured
         if node is not None or not isinstance(exc, USER_ERRORS):
             traceback.print_exc()
-        print(f"[FATAL] {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        print(f"[FATAL] {exc.__class__.__name__}: {_one_line(exc)}", file=sys.stderr)
         code = 1
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or repr(exc)
 
 
 def stamp_to_ns(stamp) -> int:
