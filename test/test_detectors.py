@@ -111,3 +111,17 @@ def test_dont_care_band_ignores_borderline_boxes_only():
     # without the band the same case counts the borderline boxes
     s = score_frames([[box(0, 0, score=0.8)]], ref)
     assert (s.tp, s.fp, s.fn) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("h,w", [(16, 16), (96, 128), (127, 640), (480, 63)])
+def test_hog_detector_survives_frames_smaller_than_its_window(h, w):
+    """OpenCV's HOG kills the process (SIGSEGV) on an image smaller than its 64x128 window: a server
+    running detector hog would die on one small valid frame. The detector returns no boxes instead;
+    this test runs it in a child process so a crash fails the test instead of ending the run."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from how2compress_ros.detectors.factory import make_detector; "
+            f"print(len(make_detector('hog').detect(np.full(({h}, {w}, 3), 128, np.uint8))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "0", proc.stderr[-500:]

@@ -1,6 +1,6 @@
 """How2Compress over real DDS: camera_source -> h2c_edge -> tap -> h2c_server. The tap (in this
 process) forwards every access unit and corrupts one; the test checks that the published
-detections equal what the library computes on the same stream, that the corrupt unit is caught,
+detections equal what the library computes on the same stream (frames skipped under load counted), that the corrupt unit is caught,
 that the server asks for a keyframe and the edge sends one, and that results resume."""
 import os
 import shutil
@@ -121,7 +121,13 @@ def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
     assert first < CORRUPT_SEQ
     expected = {s: b for s, b in expected.items() if first <= s <= last}
     assert CORRUPT_SEQ not in published and CORRUPT_SEQ not in expected
-    assert set(published) == set(expected)
+    # a server that falls behind (the detector's first runs) detects on the newest decoded frame
+    # and skips the rest: every published seq is one the library decodes, and every decoded frame
+    # between two results is counted in the later one's server_skipped
+    assert set(published) <= set(expected) and len(published) >= len(expected) // 2
+    seqs = sorted(published)
+    for prev, nxt in zip(seqs, seqs[1:]):
+        assert published[nxt].latency.server_skipped == sum(prev < s < nxt for s in expected), (prev, nxt)
     assert any(s > later_keys[0] for s in published)
     for seq, msg in published.items():
         got = np.array([[d.x_min, d.y_min, d.x_max, d.y_max, d.score] for d in msg.detections]).reshape(-1, 5)
@@ -229,7 +235,9 @@ def test_server_survives_a_failing_detector(rclpy_context):
     from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
     from offload_common.nodes.payloads import fill_header
 
-    node = How2CompressServerNode(context=rclpy_context)
+    from rclpy.parameter import Parameter
+
+    node = How2CompressServerNode(context=rclpy_context, parameter_overrides=[Parameter("shed_load", value=False)])
     edge = How2CompressEdge(None, EdgeSettings(gop=30), "uniform/qp30")
     rgb = np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)
     detector = node.server.detector
@@ -251,7 +259,7 @@ def test_server_survives_a_failing_detector(rclpy_context):
             node.server.detector = FailingDetector() if seq == 1 else detector
             node._on_frame(msg)                              # must not raise
         c = node.server.counters
-        assert c.failed == 1 and c.decoded == 3 and c.corrupt == 0 and c.rejected == 0
+        assert c.failed == 1 and c.decoded == 4 and c.corrupt == 0 and c.rejected == 0
     finally:
         edge.close()
         node.destroy_node()

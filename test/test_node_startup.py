@@ -110,3 +110,105 @@ def test_a_camera_source_that_cannot_open_is_one_fatal_line(capfd, tmp_path):
                                             "-p", f"uri:={missing}"]) == 1
     err = capfd.readouterr().err.strip()
     assert err.startswith("[FATAL] FrameSourceError: ") and missing in err and "Traceback" not in err
+
+
+def _broken_copy(tmp_path, src: str, name: str, edit) -> str:
+    import json
+    import shutil
+
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    edit(dst, json)
+    return str(dst)
+
+
+def _truncate_weights(d, _json):
+    data = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def _edit_config(**changes):
+    def edit(d, json):
+        cfg = json.loads((d / "config.json").read_text())
+        for k, v in changes.items():
+            if v is None:
+                cfg.pop(k)
+            else:
+                cfg[k] = v
+        (d / "config.json").write_text(json.dumps(cfg))
+    return edit
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CNN3D = os.path.join(ROOT, "models", "approxbit", "cnn3d-actions")
+EA = os.path.join(ROOT, "models", "how2compress", "ea-mobilevitv2-050-d2-vtest-bikes")
+
+
+def _startup_cases(tmp_path):
+    """(name, executable, ros args, text the FATAL line must hold) for every start-up error a user
+    can make that issue 26 listed; files are made in ``tmp_path``."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "nobag").mkdir()
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("approxbit_server:\n  ros__parameters:\n    topk: [5\n")
+    open_key = tmp_path / "open.key"
+    open_key.write_text("k1 " + "ab" * 32 + "\n")
+    os.chmod(open_key, 0o644)
+    return [
+        ("empty video", "camera_source", ["-p", "source:=video", "-p", f"uri:={empty}"], "cannot open video"),
+        ("corrupt video", "camera_source", ["-p", "source:=video", "-p", f"uri:={corrupt}"], "cannot open video"),
+        ("folder with no bag", "camera_source", ["-p", "source:=bag", "-p", f"uri:={tmp_path / 'nobag'}"],
+         "cannot open bag"),
+        ("rate 0", "camera_source", ["-p", "rate_hz:=0.0"], "rate_hz"),
+        ("negative width", "camera_source", ["-p", "width:=-5"], "width"),
+        ("malformed params file", "link_echo", ["--params-file", str(bad_yaml)], "params file"),
+        ("truncated safetensors", "approxbit_server",
+         ["-p", f"backbone_path:={_broken_copy(tmp_path, CNN3D, 'trunc', _truncate_weights)}"],
+         "not a readable safetensors file"),
+        ("config.json missing a field", "approxbit_server",
+         ["-p", f"backbone_path:={_broken_copy(tmp_path, CNN3D, 'nofield', _edit_config(model_type=None))}"],
+         "unknown backbone model_type None"),
+        ("config.json that does not fit the weights", "h2c_edge",
+         ["-p", f"model_path:={_broken_copy(tmp_path, EA, 'levels3', _edit_config(levels=3))}"],
+         "does not fit"),
+        ("config.json with a malformed field", "approxbit_server",
+         ["-p", f"backbone_path:={_broken_copy(tmp_path, CNN3D, 'badfield', _edit_config(blocks=[[16, 2]]))}"],
+         "not a valid Cnn3dConfig"),
+        ("absurd model size", "approxbit_server",
+         ["-p", f"backbone_path:={_broken_copy(tmp_path, CNN3D, 'huge', _edit_config(stem_channels=10**7))}"],
+         "config and weights do not belong together"),
+        ("absurd EA model size", "h2c_edge",
+         ["-p", f"model_path:={_broken_copy(tmp_path, EA, 'eahuge', _edit_config(width_multiplier=400.0))}"],
+         "config and weights do not belong together"),
+        ("NaN SLA", "link_monitor", ["-p", "sla_latency_ms:=.nan"], "sla_latency_ms"),
+        ("NaN ewma_alpha", "link_monitor", ["-p", "ewma_alpha:=.nan"], "ewma_alpha"),
+        ("ewma_alpha 5", "link_monitor", ["-p", "ewma_alpha:=5.0"], "ewma_alpha"),
+        ("NaN loss_timeout_s", "link_monitor", ["-p", "loss_timeout_s:=.nan"], "loss_timeout_s"),
+        ("negative edge_scale", "link_monitor", ["-p", "edge_scale:=-1.0"], "edge_scale"),
+        ("zero decision period", "link_monitor", ["-p", "decision_period_s:=0.0"], "decision_period_s"),
+        ("zero default bandwidth", "link_monitor", ["-p", "default_bandwidth_mbps:=0.0"], "default_bandwidth_mbps"),
+        ("negative probe period", "link_monitor", ["-p", "probe_period_s:=-0.2"], "probe_period_s"),
+        ("negative probe size", "link_monitor", ["-p", "capacity_probe_bytes:=-1"], "capacity_probe_bytes"),
+        ("negative max_probe_bytes", "link_echo", ["-p", "max_probe_bytes:=-1"], "max_probe_bytes"),
+        ("key file others can read", "approxbit_server", ["-p", f"auth_key_file:={open_key}"], "chmod 600"),
+        ("zero max_streams", "h2c_server", ["-p", "max_streams:=0"], "max_streams"),
+    ]
+
+
+def test_every_user_fixable_start_up_error_is_one_fatal_line(tmp_path):
+    import subprocess
+
+    failures = []
+    for name, exe, args, expected in _startup_cases(tmp_path):
+        try:
+            proc = subprocess.run([exe, "--ros-args", *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{name}: still running after 60 s (started as if nothing were wrong)")
+            continue
+        fatal = [line for line in proc.stderr.splitlines() if line.startswith("[FATAL]")]
+        if proc.returncode != 1 or len(fatal) != 1 or "Traceback" in proc.stderr or expected not in fatal[0]:
+            failures.append(f"{name}: exit {proc.returncode}, stderr: {proc.stderr[-600:]}")
+    assert not failures, "\n".join(failures)

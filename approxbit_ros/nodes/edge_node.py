@@ -26,9 +26,11 @@ from offload_common.image_conversion import uint8_array
 from offload_common.nodes.config_switch import ConfigSwitch
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
+from offload_common.nodes.payload_signing import sign_payload
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sensor_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
+from offload_common.nodes.server_common import EDGE_AUTH_PARAMETERS, payload_keys
 from offload_common.nodes.work_queue import DropOldestWorker
 from offload_common.torch_device import resolve_device
 
@@ -40,21 +42,22 @@ PARAMETERS = (
     Param("config_id", "cnn3d/o2/enc/k4", "configuration (see README 'Configurations') or edge_only; set at "
           "run time to switch by hand (the monitor's next decision overrides it)"),
     Param("stream_id", "var", "stream id in payloads and monitor decisions", read_only=True),
-    Param("clip_frames", 16, "frames per clip", read_only=True),
-    Param("clip_stride", 16, "frames between the starts of consecutive clips", read_only=True),
-    Param("clip_size", 64, "frames are centre-cropped and resized to this square size", read_only=True),
-    Param("topk", 5, "classes in edge-only results", read_only=True),
+    Param("clip_frames", 16, "frames per clip", read_only=True, range=(1, 256)),
+    Param("clip_stride", 16, "frames between the starts of consecutive clips", read_only=True, range=(1, 10000)),
+    Param("clip_size", 64, "frames are centre-cropped and resized to this square size", read_only=True,
+          range=(8, 1024)),
+    Param("topk", 5, "classes in edge-only results", read_only=True, range=(1, 1000)),
     Param("device", "cpu", "torch device for the models (cpu, cuda, cuda:0)", read_only=True),
-    Param("torch_threads", 2, "CPU threads for the models", read_only=True),
+    Param("torch_threads", 2, "CPU threads for the models", read_only=True, range=(1, 256)),
     Param("edge_runtime", "torch", "what runs the edge half: torch, or onnxruntime (exported at start-up; "
           "device must then be cpu, onnx_providers pick the hardware)", read_only=True),
     Param("onnx_providers", ["CPUExecutionProvider"], "ONNX Runtime execution providers in order of preference "
           "(e.g. TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider)", read_only=True),
     Param("image_queue_depth", 32, "camera frames the subscription holds while the node is busy (sensor QoS)",
-          read_only=True),
-    Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True),
-    Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
-) + VQA_PARAMETERS
+          read_only=True, range=(1, 1000)),
+    Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True, range=(1, 100)),
+    Param("payload_depth", 30, "history depth of the payload publisher", read_only=True, range=(1, 1000)),
+) + EDGE_AUTH_PARAMETERS + VQA_PARAMETERS
 
 
 class ApproxBitEdgeNode(Node):
@@ -64,6 +67,7 @@ class ApproxBitEdgeNode(Node):
         import torch
 
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
+        self.keys = payload_keys(self, self.p.auth_key_file)
         if self.p.edge_runtime not in EDGE_RUNTIMES:
             raise ValueError(f"edge_runtime {self.p.edge_runtime!r}: expected one of {', '.join(EDGE_RUNTIMES)}")
         torch.set_num_threads(self.p.torch_threads)
@@ -140,6 +144,7 @@ class ApproxBitEdgeNode(Node):
                                     nanosec=clip.first_stamp_ns % 1_000_000_000)
         msg.crc32 = f["crc32"]
         msg.data = uint8_array(f["data"])
+        sign_payload(msg, self.keys)
         return msg
 
     def destroy_node(self):

@@ -1,11 +1,14 @@
 """approxbit_server: ApproxBit server node. BinaryFeatures of any preloaded configuration ->
-field checks + CRC -> codebook + decoder -> rest of the backbone -> ActionResult (top-k, latency
-breakdown), plus a LinkReceipt per payload; with ``vqa_question`` set, also the VQA head's answer
-to it (VqaAnswer). Malformed payloads (wrong length, unknown id, wrong
-shape, bad CRC, repeats) are logged and counted; the node keeps serving.
+(authentication tag) -> field, exact shape, byte count, sequence, stamp, CRC and finiteness checks
+-> codebook + decoder -> rest of the backbone -> ActionResult (top-k, latency breakdown), plus a
+LinkReceipt per payload; with ``vqa_question`` set, also the VQA head's answer to it (VqaAnswer).
+Anything that fails a check is logged and counted by reason before any model runs, and the node
+keeps serving. The checks run in the subscription callback; the models run in a worker thread on
+the newest payload of each stream (``shed_load``), so a server that falls behind skips payloads
+(counted in ``/diagnostics`` and each result's ``latency.server_skipped``) instead of queueing them.
 
 Topics: subscribes ``binary_features``; publishes ``action_results`` (ActionResult),
-``vqa_answers`` (VqaAnswer), ``link_receipts`` (LinkReceipt).
+``vqa_answers`` (VqaAnswer), ``link_receipts`` (LinkReceipt), ``/diagnostics``.
 """
 from __future__ import annotations
 
@@ -13,27 +16,34 @@ import time
 
 from rclpy.node import Node
 
-from approxbit_ros.configurations import ConfigurationSet, warm_up
+from approxbit_ros.configurations import ConfigurationSet
 from approxbit_ros.nodes.results import fill_action_result
 from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
 from approxbit_ros.pipeline import ApproxBitServer
 from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
+from offload_common.nodes.payload_signing import verify_payload
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
-from offload_common.payload_checks import PayloadRejected
+from offload_common.nodes.server_common import SERVER_PARAMETERS, ServerDiagnostics, payload_keys, stream_limits
+from offload_common.nodes.work_queue import NewestPerStreamWorker, Pending
+from offload_common.payload_checks import PayloadRejected, counters_dict
 from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
           "backbone folder (config.json, model.safetensors, configs/)", read_only=True),
-    Param("topk", 5, "classes per result", read_only=True),
+    Param("topk", 5, "classes per result", read_only=True, range=(1, 1000)),
     Param("device", "cpu", "torch device for the models (cpu, cuda, cuda:0)", read_only=True),
-    Param("torch_threads", 2, "CPU threads for the models", read_only=True),
-    Param("max_payload_bytes", 8000000, "larger payloads are rejected", read_only=True),
-    Param("payload_depth", 30, "history depth of the payload subscription", read_only=True),
-) + VQA_PARAMETERS
+    Param("torch_threads", 2, "CPU threads for the models", read_only=True, range=(1, 256)),
+    Param("clip_frames", 16, "frames per clip the edges send (approxbit_edge's clip_frames): payloads of "
+          "any other shape are refused", read_only=True, range=(1, 256)),
+    Param("clip_size", 64, "clip frame size the edges send (approxbit_edge's clip_size)", read_only=True,
+          range=(8, 1024)),
+    Param("max_payload_bytes", 8000000, "larger payloads are rejected", read_only=True, range=(1, 1 << 30)),
+    Param("payload_depth", 30, "history depth of the payload subscription", read_only=True, range=(1, 1000)),
+) + SERVER_PARAMETERS + VQA_PARAMETERS
 
 
 class ApproxBitServerNode(Node):
@@ -43,59 +53,98 @@ class ApproxBitServerNode(Node):
         import torch
 
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
+        self.keys = payload_keys(self, self.p.auth_key_file)
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
         configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
-        warm_up(configs)
-        self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk)
+        configs.clip_frames, configs.clip_size = self.p.clip_frames, self.p.clip_size
+        self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk, stream_limits(self.p))
         self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device)
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.receipt_pub = self.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
+        self.worker = NewestPerStreamWorker(self._serve, self.get_logger(), "payload") if self.p.shed_load else None
+        self.diagnostics = ServerDiagnostics(self, "approxbit_server", self.p.diagnostics_period_s, self.counters)
         self.create_subscription(BinaryFeatures, "binary_features", self._on_features,
                                  payload_qos(self.p.payload_depth))
         self.get_logger().info(f"ApproxBit server: {len(configs.configurations)} configurations of "
                                f"{configs.name} preloaded in {time.perf_counter() - t:.1f} s")
 
+    def counters(self) -> dict:
+        out = counters_dict(self.server.counters)
+        if self.worker is not None:
+            out.update(superseded=self.worker.superseded, waiting=self.worker.waiting())
+        return out
+
     def _on_features(self, msg: BinaryFeatures) -> None:
         receive_ns = self.get_clock().now().nanoseconds
-        data = bytes(msg.data)
         m = msg.meta
+        refusal = verify_payload(msg, self.keys)
+        if refusal:                                 # no receipt: it would vouch for a link the sender may not use
+            self.server.counters.received += 1
+            self.server.counters.reject(*refusal)
+            self._log_rejection(m, refusal.reason + ": " + refusal.detail)
+            return
+        data = bytes(msg.data)
         try:
-            res = self.server.handle(
+            admitted = self.server.admit(
                 m.stream_id, m.seq, crc32=msg.crc32, data=data, bit_order=msg.bit_order,
-                format_version=m.format_version, stamp_ns=stamp_to_ns(m.header.stamp),
+                format_version=m.format_version, stamp_ns=stamp_to_ns(m.header.stamp), now_ns=receive_ns,
                 config_id=m.config_id, backbone=msg.backbone,
                 offload_index=msg.offload_index, spatial_encoder=msg.spatial_encoder,
                 codebook_size=msg.codebook_size, encoding=msg.encoding, shape=list(msg.shape),
                 feature_shape=list(msg.feature_shape))
         except PayloadRejected as exc:
-            self.get_logger().error(f"rejected payload seq {m.seq} of '{m.stream_id}' "
-                                    f"({self.server.counters.rejected} rejected so far): {exc}")
-            res = None
-        except Exception as exc:  # never let one payload stop the server
-            self.server.counters.rejected += 1
-            self.get_logger().error(f"payload seq {m.seq} failed in decoding: {exc.__class__.__name__}: {exc}")
-            res = None
+            self._log_rejection(m, str(exc))
+            admitted = None
         restart = self.server.sequences.pop_restart_note()
         if restart:
             self.get_logger().warning(restart)
         receipt = LinkReceipt()
-        fill_receipt(receipt, m, size=len(data), receive_ns=receive_ns, ok=res is not None)
+        fill_receipt(receipt, m, size=len(data), receive_ns=receive_ns, ok=admitted is not None)
         self.receipt_pub.publish(receipt)
-        if res is None:
+        if admitted is None:
+            return
+        item = (msg, admitted, receive_ns)
+        if self.worker is not None:
+            self.worker.put(m.stream_id, item)
+        else:
+            self._serve(Pending(item, 0, time.perf_counter()))
+
+    def _log_rejection(self, m, why: str) -> None:
+        c = self.server.counters
+        if c.rejected <= 20 or c.rejected % 100 == 0:     # a flood must not become a flood of log lines
+            self.get_logger().error(f"rejected payload seq {m.seq} of '{m.stream_id[:64]}' ({c.rejected} rejected "
+                                    f"so far): {why}")
+
+    def _serve(self, pending: Pending) -> None:
+        msg, admitted, receive_ns = pending.item
+        m = msg.meta
+        queue_ms = 1000 * (time.perf_counter() - pending.since)
+        try:
+            res = self.server.serve(admitted)
+        except Exception as exc:  # never let one payload stop the server
+            self.server.counters.rejected += 1
+            self.get_logger().error(f"payload seq {m.seq} failed in decoding: {exc.__class__.__name__}: {exc}")
             return
         out = ActionResult()
         out.header = m.header
         fill_action_result(out, res.prediction, stream_id=m.stream_id, seq=m.seq, config_id=m.config_id,
                            edge_only=False)
         fill_latency(out.latency, m, receive_ns=receive_ns, now_ns=self.get_clock().now().nanoseconds,
-                     decode_ms=res.decode_ms, server_ms=res.server_ms, payload_bytes=len(data))
+                     decode_ms=res.decode_ms, server_ms=res.server_ms, payload_bytes=len(msg.data),
+                     server_queue_ms=queue_ms, server_skipped=pending.skipped)
         self.vqa.publish(res.final_map, out)        # first (0.5 ms): a listener has it when the result comes
         self.result_pub.publish(out)
         c = self.server.counters
         if c.accepted % 50 == 0:
-            self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {c.lost} lost, "
+            skipped = self.worker.superseded if self.worker is not None else 0
+            self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {skipped} skipped, {c.lost} lost, "
                                    f"{c.restarts} edge restarts); last '{res.prediction.label}' via {m.config_id}")
+
+    def destroy_node(self):
+        if self.worker is not None:
+            self.worker.stop()
+        super().destroy_node()
 
 
 def main(args=None) -> int:

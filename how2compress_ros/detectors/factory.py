@@ -51,6 +51,9 @@ class HogPersonDetector:
         self.score_threshold = score_threshold
 
     def detect(self, rgb: np.ndarray) -> List[Box]:
+        win_w, win_h = self.hog.winSize
+        if rgb.shape[0] < win_h or rgb.shape[1] < win_w:
+            return []       # no window fits; OpenCV 4.14 crashes the process (SIGSEGV) on such images
         rects, weights = self.hog.detectMultiScale(rgb[:, :, ::-1], winStride=(8, 8))
         return [Box(float(x), float(y), float(x + w), float(y + h), float(s))
                 for (x, y, w, h), s in zip(rects, np.ravel(weights)) if s >= self.score_threshold]

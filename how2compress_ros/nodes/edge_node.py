@@ -26,9 +26,11 @@ from offload_common.lookup_table import EDGE_ONLY
 from offload_common.nodes.config_switch import ConfigSwitch
 from offload_common.nodes.images import ImageReceiver
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
+from offload_common.nodes.payload_signing import sign_payload
 from offload_common.nodes.payloads import fill_header
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
+from offload_common.nodes.server_common import EDGE_AUTH_PARAMETERS, payload_keys
 from offload_common.nodes.work_queue import DropOldestWorker
 from offload_common.torch_device import resolve_device
 
@@ -40,25 +42,26 @@ PARAMETERS = (
           "time to switch by hand (the monitor's next decision overrides it)"),
     Param("stream_id", "det", "stream id in payloads and monitor decisions", read_only=True),
     Param("level_qps", [45, 43, 37, 34, 30], "QP of each emphasis level 0..4 for h2c/base45; h2c/base<QP> "
-          "shifts the table so level 0 uses <QP>", read_only=True),
-    Param("map_reuse", 1, "compute the emphasis map every N frames", read_only=True),
-    Param("gop", 30, "frames between IDR pictures", read_only=True),
+          "shifts the table so level 0 uses <QP>", read_only=True, range=(0, 51)),
+    Param("map_reuse", 1, "compute the emphasis map every N frames", read_only=True, range=(1, 10000)),
+    Param("gop", 30, "frames between IDR pictures", read_only=True, range=(1, 10000)),
     Param("preset", "veryfast", "x264 preset", read_only=True),
-    Param("bframes", 0, "x264 B-frames (0 for lowest latency)", read_only=True),
-    Param("threads", 1, "x264 threads", read_only=True),
-    Param("fps", 15.0, "nominal frame rate given to the encoder", read_only=True),
+    Param("bframes", 0, "x264 B-frames (0 for lowest latency)", read_only=True, range=(0, 16)),
+    Param("threads", 1, "x264 threads", read_only=True, range=(0, 64)),
+    Param("fps", 15.0, "nominal frame rate given to the encoder", read_only=True, range=(0.1, 1000.0)),
     Param("device", "cpu", "torch device for the EA model (cpu, cuda, cuda:0)", read_only=True),
-    Param("torch_threads", 2, "CPU threads for the EA model", read_only=True),
-    Param("queue_size", 2, "frames waiting for the encoder; older frames are dropped", read_only=True),
+    Param("torch_threads", 2, "CPU threads for the EA model", read_only=True, range=(1, 256)),
+    Param("queue_size", 2, "frames waiting for the encoder; older frames are dropped", read_only=True, range=(1, 100)),
     Param("send_emphasis_map", False, "include the emphasis map in every EncodedFrame", read_only=True),
-    Param("payload_depth", 30, "history depth of the payload publisher", read_only=True),
+    Param("payload_depth", 30, "history depth of the payload publisher", read_only=True, range=(1, 1000)),
     Param("edge_detector", "", f"detector run on the edge in edge_only ({', '.join(DETECTOR_NAMES)}); "
           "empty: edge_only analyses nothing", read_only=True),
     Param("edge_detector_weights", "", "weights for edge_detector (empty: the detector's default)", read_only=True),
     Param("edge_detector_tiles", "", "ROWSxCOLS: also run edge_detector on overlapping tiles (see h2c_server's "
           "detector_tiles); empty = whole frame only", read_only=True),
-    Param("edge_score_threshold", 0.5, "minimum detection score of the edge detector", read_only=True),
-)
+    Param("edge_score_threshold", 0.5, "minimum detection score of the edge detector", read_only=True,
+          range=(0.0, 1.0)),
+) + EDGE_AUTH_PARAMETERS
 
 
 class How2CompressEdgeNode(Node):
@@ -66,6 +69,7 @@ class How2CompressEdgeNode(Node):
         super().__init__("h2c_edge", **kwargs)
         self.p = declare_parameters(self, PARAMETERS)
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
+        self.keys = payload_keys(self, self.p.auth_key_file)
         model = None
         if self.p.model_path:
             import torch
@@ -159,6 +163,7 @@ class How2CompressEdgeNode(Node):
         msg.map_age = pl.map_age
         msg.crc32 = pl.crc32
         msg.data = uint8_array(pl.data)
+        sign_payload(msg, self.keys)
         return msg
 
     def destroy_node(self):

@@ -25,7 +25,7 @@ def fill_header(meta, *, stamp, frame_id: str, stream_id: str, seq: int, config_
 
 
 def fill_latency(latency, meta, *, receive_ns: int, now_ns: int, decode_ms: float, server_ms: float,
-                 payload_bytes: int) -> None:
+                 payload_bytes: int, server_queue_ms: float = 0.0, server_skipped: int = 0) -> None:
     """LatencyBreakdown of a result from its payload header and the server's timings."""
     latency.edge_queue_ms = meta.timings.queue_ms
     latency.edge_model_ms = meta.timings.model_ms
@@ -35,6 +35,8 @@ def fill_latency(latency, meta, *, receive_ns: int, now_ns: int, decode_ms: floa
     latency.server_model_ms = float(server_ms)
     latency.total_ms = max(0.0, (now_ns - stamp_to_ns(meta.header.stamp)) / 1e6)
     latency.payload_bytes = int(payload_bytes)
+    latency.server_queue_ms = float(server_queue_ms)
+    latency.server_skipped = int(min(server_skipped, 2**32 - 1))
 
 
 def fill_receipt(receipt, meta, *, size: int, receive_ns: int, ok: bool) -> None:

@@ -1,10 +1,14 @@
-"""A small drop-oldest queue between a subscription callback and a worker thread: the callback
-never blocks, the worker always gets the newest items."""
+"""Small queues between a subscription callback and a worker thread: the callback never blocks,
+the worker always gets the newest items (``DropOldestWorker`` for an edge's frames,
+``NewestPerStreamWorker`` for a server's payloads)."""
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 
 def put_dropping_oldest(q: "queue.Queue", item) -> int:
@@ -52,6 +56,72 @@ class DropOldestWorker:
             except Exception as exc:  # keep serving
                 self.failed += 1
                 self._logger.error(f"{self._what} not sent ({self.failed} so far): {type(exc).__name__}: {exc}")
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+
+
+@dataclass
+class Pending:
+    """An item waiting in a ``NewestPerStreamWorker``: ``skipped`` items of its stream were
+    replaced while waiting since the stream's previous item was served."""
+    item: Any
+    skipped: int
+    since: float                # time.perf_counter() when it was put
+
+
+class NewestPerStreamWorker:
+    """Load shedding for a server: per stream, only the newest item waits. ``put`` replaces a
+    waiting item of the same stream (counted in ``superseded``); the daemon thread serves the
+    waiting items oldest first, calling ``handle(pending)`` (``Pending``: the item, how many of
+    its stream were skipped before it, and when it was put). A server that keeps up serves every
+    item; one that falls behind serves the newest of each stream instead of a growing backlog.
+    Memory is one item per stream: the caller bounds the streams. Exceptions are counted
+    (``failed``), logged as "<what> failed", and the thread goes on."""
+
+    def __init__(self, handle: Callable[[Pending], None], logger, what: str):
+        self.superseded = 0
+        self.failed = 0
+        self.served = 0
+        self._pending: "OrderedDict[str, Pending]" = OrderedDict()
+        self._cv = threading.Condition()
+        self._handle, self._logger, self._what = handle, logger, what
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def put(self, stream_id: str, item) -> None:
+        with self._cv:
+            old = self._pending.pop(stream_id, None)
+            skipped = 0 if old is None else old.skipped + 1
+            self.superseded += old is not None
+            self._pending[stream_id] = Pending(item, skipped, time.perf_counter())
+            self._cv.notify()
+
+    def waiting(self) -> int:
+        with self._cv:
+            return len(self._pending)
+
+    def _next(self) -> Optional[Pending]:
+        with self._cv:
+            if not self._pending:
+                self._cv.wait(timeout=0.1)
+            if not self._pending:
+                return None
+            return self._pending.popitem(last=False)[1]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pending = self._next()
+            if pending is None:
+                continue
+            try:
+                self._handle(pending)
+                self.served += 1
+            except Exception as exc:  # keep serving
+                self.failed += 1
+                self._logger.error(f"{self._what} failed ({self.failed} so far): {type(exc).__name__}: {exc}")
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
