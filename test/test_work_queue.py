@@ -1,6 +1,7 @@
 """The edge nodes' drop-oldest worker: put never blocks and drops the oldest item when full, the
 thread handles the rest in order, and an item whose handler raises is counted and logged while
-the thread goes on."""
+the thread goes on. The servers' newest-per-stream worker: only the newest item of each stream
+waits, the skipped ones are counted per stream, streams are served oldest first."""
 import queue
 import threading
 import time
@@ -48,5 +49,42 @@ def test_worker_drops_the_oldest_survives_a_failing_item_and_stops():
         time.sleep(0.02)
     assert handled[-1] == (6, "b") and worker.failed == 1
     assert log.errors == ["frame not sent (1 so far): ValueError: bad item"]
+    worker.stop()
+    assert not worker._thread.is_alive()
+
+
+def test_newest_per_stream_worker_serves_the_newest_of_each_stream_and_counts_the_rest():
+    from offload_common.nodes.work_queue import NewestPerStreamWorker
+
+    entered, gate, served, log = threading.Event(), threading.Event(), [], Log()
+
+    def handle(p):
+        entered.set()
+        gate.wait(5)
+        if p.item == "bad":
+            raise RuntimeError("model failed")
+        served.append((p.item, p.skipped))
+
+    worker = NewestPerStreamWorker(handle, log, "detection")
+    worker.put("a", "a0")
+    assert entered.wait(5)                       # the thread holds a0 at the gate
+    for item in ("a1", "a2", "a3"):
+        worker.put("a", item)                    # only the newest of stream a waits
+    worker.put("b", "b0")
+    worker.put("b", "b1")
+    assert worker.superseded == 3 and worker.waiting() == 2
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(served) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert served == [("a0", 0), ("a3", 2), ("b1", 1)]     # streams oldest first; skipped counted per stream
+    worker.put("a", "bad")
+    while worker.failed < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    worker.put("a", "a4")                        # a failing item is counted and the thread goes on
+    while len(served) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert served[-1] == ("a4", 0) and worker.failed == 1 and worker.served == 4
+    assert log.errors == ["detection failed (1 so far): RuntimeError: model failed"]
     worker.stop()
     assert not worker._thread.is_alive()

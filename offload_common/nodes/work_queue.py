@@ -27,39 +27,65 @@ def put_dropping_oldest(q: "queue.Queue", item) -> int:
         return dropped
 
 
-class DropOldestWorker:
-    """A drop-oldest queue and the daemon thread that empties it. ``put`` never blocks: the oldest
-    item makes room (counted in ``dropped``). The thread calls ``handle(*item)`` for each item; an
-    exception is counted (``failed``) and logged as "<what> not sent", and the thread goes on: a
-    dead worker would stop the stream for good."""
+class _WorkerThread:
+    """A daemon thread that takes items (``_next``: one, or None after a short wait) and calls
+    ``handle`` on each; an exception is counted (``failed``) and logged as "<what> <failure>",
+    and the thread goes on: a dead worker would stop the stream for good."""
 
-    def __init__(self, handle: Callable[..., None], logger, what: str, maxsize: int):
-        self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, maxsize))
-        self.dropped = 0
+    _failure = "failed"
+
+    def __init__(self, handle: Callable, logger, what: str):
         self.failed = 0
         self._handle, self._logger, self._what = handle, logger, what
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _next(self):
+        raise NotImplementedError
+
+    def _call(self, item) -> None:
+        self._handle(item)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self._next()
+            if item is None:
+                continue
+            try:
+                self._call(item)
+            except Exception as exc:  # keep serving
+                self.failed += 1
+                self._logger.error(f"{self._what} {self._failure} ({self.failed} so far): {type(exc).__name__}: {exc}")
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+
+
+class DropOldestWorker(_WorkerThread):
+    """A drop-oldest queue and the daemon thread that empties it. ``put`` never blocks: the oldest
+    item makes room (counted in ``dropped``). The thread calls ``handle(*item)`` for each item; an
+    exception is counted (``failed``) and logged as "<what> not sent", and the thread goes on."""
+
+    _failure = "not sent"
+
+    def __init__(self, handle: Callable[..., None], logger, what: str, maxsize: int):
+        super().__init__(handle, logger, what)
+        self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, maxsize))
+        self.dropped = 0
         self._thread.start()
 
     def put(self, *item) -> None:
         self.dropped += put_dropping_oldest(self.queue, item)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item = self.queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            try:
-                self._handle(*item)
-            except Exception as exc:  # keep serving
-                self.failed += 1
-                self._logger.error(f"{self._what} not sent ({self.failed} so far): {type(exc).__name__}: {exc}")
+    def _next(self):
+        try:
+            return self.queue.get(timeout=0.1)
+        except queue.Empty:
+            return None
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout=timeout)
+    def _call(self, item) -> None:
+        self._handle(*item)
 
 
 @dataclass
@@ -71,7 +97,7 @@ class Pending:
     since: float                # time.perf_counter() when it was put
 
 
-class NewestPerStreamWorker:
+class NewestPerStreamWorker(_WorkerThread):
     """Load shedding for a server: per stream, only the newest item waits. ``put`` replaces a
     waiting item of the same stream (counted in ``superseded``); the daemon thread serves the
     waiting items oldest first, calling ``handle(pending)`` (``Pending``: the item, how many of
@@ -81,14 +107,11 @@ class NewestPerStreamWorker:
     (``failed``), logged as "<what> failed", and the thread goes on."""
 
     def __init__(self, handle: Callable[[Pending], None], logger, what: str):
+        super().__init__(handle, logger, what)
         self.superseded = 0
-        self.failed = 0
         self.served = 0
         self._pending: "OrderedDict[str, Pending]" = OrderedDict()
         self._cv = threading.Condition()
-        self._handle, self._logger, self._what = handle, logger, what
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def put(self, stream_id: str, item) -> None:
@@ -111,18 +134,6 @@ class NewestPerStreamWorker:
                 return None
             return self._pending.popitem(last=False)[1]
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pending = self._next()
-            if pending is None:
-                continue
-            try:
-                self._handle(pending)
-                self.served += 1
-            except Exception as exc:  # keep serving
-                self.failed += 1
-                self._logger.error(f"{self._what} failed ({self.failed} so far): {type(exc).__name__}: {exc}")
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout=timeout)
+    def _call(self, pending: Pending) -> None:
+        self._handle(pending)
+        self.served += 1
