@@ -49,6 +49,20 @@ def stored_values(path: str) -> int:
         raise ValueError(f"{path} is not a readable safetensors file: {exc}") from None
 
 
+def check_model_size(build, weights_path: str, config_path: str) -> None:
+    """Build the model ``build()`` returns on PyTorch's meta device (nothing allocated) and refuse,
+    with one ValueError line, a config that asks for more parameters than ``weights_path`` holds
+    (a typo or a hostile config.json would otherwise allocate hundreds of GB)."""
+    import torch
+
+    with torch.device("meta"):
+        wanted = sum(p.numel() for p in build().parameters())
+    held = stored_values(weights_path)
+    if wanted > held:
+        raise ValueError(f"{config_path} describes a model of {wanted:,} parameters but {weights_path} holds "
+                         f"{held:,} values: config and weights do not belong together")
+
+
 def load_model_folder(folder: str, config_cls, model_cls) -> "torch.nn.Module":
     """``model_cls(config)`` with the folder's weights, in eval mode. The config is ``config_cls``
     built from the fields of ``config.json`` it declares (the rest, e.g. the training record, is
@@ -68,13 +82,10 @@ def load_model_folder(folder: str, config_cls, model_cls) -> "torch.nn.Module":
         fields = config_cls.__dataclass_fields__
         config = config_cls(**{k: v for k, v in raw.items() if k in fields})
         with torch.device("meta"):
-            wanted = sum(p.numel() for p in model_cls(config).parameters())
+            model_cls(config)
     except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as exc:
         raise ValueError(f"{cfg_path}: not a valid {config_cls.__name__}: {' '.join(str(exc).split())}") from None
-    held = stored_values(w_path)
-    if wanted > held:
-        raise ValueError(f"{cfg_path} describes a model of {wanted:,} parameters but {w_path} holds {held:,} values: "
-                         f"config and weights do not belong together")
+    check_model_size(lambda: model_cls(config), w_path, cfg_path)
     model = model_cls(config)
     try:
         model.load_state_dict(read_weights(w_path))

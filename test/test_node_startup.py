@@ -142,6 +142,7 @@ def _edit_config(**changes):
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CNN3D = os.path.join(ROOT, "models", "approxbit", "cnn3d-actions")
 EA = os.path.join(ROOT, "models", "how2compress", "ea-mobilevitv2-050-d2-vtest-bikes")
+VIDEOMAE = os.path.join(ROOT, "models", "approxbit", "videomae-actions")
 
 
 def _startup_cases(tmp_path):
@@ -179,6 +180,9 @@ def _startup_cases(tmp_path):
          "not a valid Cnn3dConfig"),
         ("absurd model size", "approxbit_server",
          ["-p", f"backbone_path:={_broken_copy(tmp_path, CNN3D, 'huge', _edit_config(stem_channels=10**7))}"],
+         "config and weights do not belong together"),
+        ("absurd VideoMAE size", "approxbit_server",
+         ["-p", f"backbone_path:={_broken_copy(tmp_path, VIDEOMAE, 'vmhuge', _edit_config(hidden_size=384000))}"],
          "config and weights do not belong together"),
         ("absurd EA model size", "h2c_edge",
          ["-p", f"model_path:={_broken_copy(tmp_path, EA, 'eahuge', _edit_config(width_multiplier=400.0))}"],

@@ -126,8 +126,20 @@ class VideoMaeBackbone(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str) -> "VideoMaeBackbone":
-        from transformers import VideoMAEForVideoClassification
+        """A local snapshot folder; its config is checked against its weights before anything is
+        allocated (``check_model_size``)."""
+        from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
+        from offload_common.model_folder import WEIGHTS_NAME, check_model_size, stored_values
+
+        config = VideoMAEConfig.from_pretrained(folder, local_files_only=True)
+        weights, cfg_path = os.path.join(folder, WEIGHTS_NAME), os.path.join(folder, "config.json")
+        h, i = int(config.hidden_size), int(config.intermediate_size)
+        floor = int(config.num_hidden_layers) * (4 * h * h + 2 * h * i)    # attention + MLP weights alone
+        if floor > stored_values(weights):   # before building even on the meta device (its sin table is slow)
+            raise ValueError(f"{cfg_path} describes at least {floor:,} parameters but {weights} holds "
+                             f"{stored_values(weights):,} values: config and weights do not belong together")
+        check_model_size(lambda: VideoMAEForVideoClassification(config), weights, cfg_path)
         model = VideoMAEForVideoClassification.from_pretrained(folder, local_files_only=True,
                                                                attn_implementation=ATTENTION)
         mean, std = DEFAULT_MEAN, DEFAULT_STD
