@@ -121,12 +121,22 @@ def test_position_mean_is_removed_before_coding_and_restored_after():
 
 
 def test_codebook_is_the_first_decoding_step():
+    """The decoder's first step maps each code vector to the codebook columns it selects: what the
+    decoder's first block receives, captured by a hook on the real decoder, is M z."""
+    torch.manual_seed(0)
     cfg = BinaryCodecConfig(channels=4, codebook_size=3)
-    dec = BinaryDecoder(cfg)
-    z = torch.zeros(1, 3, 1, 1, 1)
-    z[0, 1] = 1
-    y = torch.einsum("dk,bkthw->bdthw", dec.codebook, z)
-    torch.testing.assert_close(y[0, :, 0, 0, 0], dec.codebook[:, 1])
+    dec = BinaryDecoder(cfg).eval()
+    seen = []
+    dec.res1.register_forward_hook(lambda _m, args, _out: seen.append(args[0].detach().clone()))
+    z = torch.zeros(1, 3, 2, 2, 2)
+    z[0, 1, 0] = 1                                    # code (0, 1, 0) at t = 0
+    z[0, :, 1] = 1                                    # code (1, 1, 1) at t = 1
+    with torch.no_grad():
+        dec(z)
+    (first,) = seen
+    m = dec.codebook.detach()
+    torch.testing.assert_close(first[0, :, 0, 1, 1], m[:, 1])
+    torch.testing.assert_close(first[0, :, 1, 0, 0], m.sum(1))
 
 
 def test_loss_terms_match_eq3():

@@ -48,7 +48,7 @@ def test_every_configuration_round_trips_to_the_training_codes_prediction(config
 
     server = ApproxBitServer(configs)
     edge = ApproxBitEdge(configs, EDGE_ONLY)
-    seq = 0
+    seq, total, right = 0, 0, 0
     for cid, c in configs.configurations.items():
         edge.set_config(cid)
         if c.kind != "float32":
@@ -56,7 +56,7 @@ def test_every_configuration_round_trips_to_the_training_codes_prediction(config
                                          c.float_codes)
             ref.encoder, ref.decoder = c.encoder, c.decoder
         correct = 0
-        for frames, label in clips[:6]:
+        for frames, label in clips:
             out = edge.process(frames)
             fields = out.wire_fields(configs.name)
             res = server.handle("var", seq, **fields)
@@ -69,7 +69,11 @@ def test_every_configuration_round_trips_to_the_training_codes_prediction(config
             k_elems = np.prod(out.payload.shape)
             expect_bytes = (k_elems + 7) // 8 if c.kind == "binary" else 4 * k_elems
             assert len(fields["data"]) == expect_bytes
-        assert correct >= 4, f"{cid}: {correct}/6 correct"
+        # README: every configuration reaches top-1 >= 0.96 on the test split (weakest 0.961): on these
+        # 13 clips, one of each class, at most one may be wrong
+        assert correct >= len(clips) - 1, f"{cid}: {correct}/{len(clips)} correct"
+        total, right = total + len(clips), right + correct
+    assert right >= 0.96 * total, f"{right}/{total} correct over all configurations"
     assert server.counters.rejected == 0 and server.counters.accepted == seq
 
 

@@ -110,11 +110,16 @@ def test_training_on_the_frozen_backbone_beats_the_no_video_baseline():
     assert all(torch.equal(before[k], v) for k, v in configs.backbone.state_dict().items())     # frozen
 
 
-@pytest.mark.parametrize("backbone,config", [(BACKBONE, "o1/enc/k8"), (VIDEOMAE, "o4/enc/k48")],
-                         ids=["cnn3d", "videomae"])
-def test_the_committed_head_answers_held_out_clips_through_the_binary_codes(backbone, config):
+# README: cnn3d 0.972 edge-only, 0.966-0.973 through the codes (at most 0.006 lost); VideoMAE
+# 0.950 edge-only, 0.936-0.950 through the codes. On the 130 clips read here (about 3,900 answers,
+# a binomial SE near 0.003) the bounds allow two to three SE below those claims.
+@pytest.mark.parametrize("backbone,config,edge_min,coded_min,max_loss", [
+    (BACKBONE, "o1/enc/k8", 0.965, 0.96, 0.012), (VIDEOMAE, "o4/enc/k48", 0.94, 0.93, 0.025)],
+    ids=["cnn3d", "videomae"])
+def test_the_committed_head_answers_held_out_clips_through_the_binary_codes(backbone, config, edge_min, coded_min,
+                                                                          max_loss):
     """Every question about held-out clips, from the features the server rebuilds from an
-    Enc configuration's bits: close to edge-only, and far above the no-video baseline."""
+    Enc configuration's bits: as accurate as the README says, edge-only and through the codes."""
     from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet
     from approxbit_ros.vqa.training import evaluate_configurations
 
@@ -125,7 +130,7 @@ def test_the_committed_head_answers_held_out_clips_through_the_binary_codes(back
     head = VqaHead.from_pretrained(vqa_folder(backbone))
     res = evaluate_configurations(head, configs, 130, progress=False)
     edge, coded = res[EDGE_ONLY], res[f"{configs.name}/{config}"]
-    assert edge["all"] > 0.9 and coded["all"] > edge["all"] - 0.05, res
+    assert edge["all"] >= edge_min and coded["all"] >= coded_min and coded["all"] >= edge["all"] - max_loss, res
     assert coded["action"] > 0.85 and coded["direction"] > 0.85
 
 

@@ -202,9 +202,9 @@ def test_h2c_evaluate_cli_writes_every_method_and_the_fitted_rates(tmp_path, cap
     assert set(res["runs"]) == {"uniform", "x264-aq", "accmpeg", "how2compress"}
     for method, runs in res["runs"].items():
         assert all(r["clip"] == "carphone" and r["kbps"] > 0 for r in runs)
-        rate = res["rate_at_bound_kbps"][method]
-        if rate is not None:    # the fitted crossing lies within the rates that were run
-            assert min(r["kbps"] for r in runs) <= rate <= max(r["kbps"] for r in runs)
+        rate = res["rate_at_bound_kbps"][method]      # every method reaches the bound on carphone
+        assert rate is not None, method                # (measured: 60 / 44 / 185 / 59 kbit/s)
+        assert min(r["kbps"] for r in runs) <= rate <= max(r["kbps"] for r in runs)   # within the runs made
     # searched methods ran the knob found and its neighbours
     assert len(res["runs"]["uniform"]) >= 3
     assert (out / "qp_map.png").stat().st_size > 1000

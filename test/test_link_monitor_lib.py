@@ -198,3 +198,42 @@ def test_probe_pairs_measure_capacity_by_dispersion_despite_a_burst():
     est.on_receipt(size, t, second_rx + int(10e6), seq=101, server_receive_ns=second_rx + offset)
     assert est.estimate(second_rx).bandwidth_mbps == pytest.approx(6.0, rel=0.01)
     assert est.pair_samples == 1
+
+
+def test_a_gain_smaller_than_the_margins_is_no_reason_to_switch():
+    """latency_margin: under an accuracy SLA, a configuration 9 % faster than the one in force is
+    not worth a switch (margin 10 %), a 0 margin takes it. accuracy_margin: under a latency SLA,
+    one 0.003 more accurate is not worth it (margin 0.005), a 0 margin takes it."""
+    t = LookupTable("var", "test", "top1", [
+        LutEntry("a", "approxbit", 0.97, 4_000, 10, 1, 10, 5),        # 26 + 32/B ms
+        LutEntry("b", "approxbit", 0.97, 2_000, 40, 1, 10, 5),        # 56 + 16/B ms
+        LutEntry("edge_only", "edge_only", 0.90, 0, 400)])
+    for margin, after in ((0.1, "a"), (0.0, "b")):
+        c = ConfigurationChooser([t], ChooserSettings(min_dwell_s=5.0, latency_margin=margin))
+        sla = Sla("accuracy", accuracy=0.95)
+        assert c.choose(sla, LinkState(True, 2.0), 0.0).config_id == "a"          # 42 vs 64 ms
+        d = c.choose(sla, LinkState(True, 0.4), 10.0)                               # 106 vs 96 ms
+        assert d.config_id == after, margin
+        assert ("nothing better by the margin" in d.reason) == (after == "a")
+    t = LookupTable("var", "test", "top1", [
+        LutEntry("x", "approxbit", 0.970, 1_000, 10, 1, 10, 5),       # 26 + 8/B ms
+        LutEntry("y", "approxbit", 0.973, 10_000, 10, 1, 10, 5),      # 26 + 80/B ms
+        LutEntry("edge_only", "edge_only", 0.90, 0, 400)])
+    for margin, after in ((0.005, "x"), (0.0, "y")):
+        c = ConfigurationChooser([t], ChooserSettings(min_dwell_s=5.0, accuracy_margin=margin))
+        sla = Sla("latency", latency_ms=100)
+        assert c.choose(sla, LinkState(True, 0.5), 0.0).config_id == "x"          # y: 186 ms
+        assert c.choose(sla, LinkState(True, 2.0), 10.0).config_id == after, margin   # y: 66 ms fits
+
+
+def test_the_doubling_re_entry_dwell_is_capped_at_max_dwell():
+    """Left twice for violations, 'big' would wait 5 x 2^2 = 20 s; max_dwell_s 12 caps it."""
+    c = chooser(max_dwell_s=12.0)
+    sla = Sla("latency", latency_ms=100)
+    assert c.choose(sla, LinkState(True, 50.0), 0.0).config_id == "big"
+    assert c.choose(sla, LinkState(True, 2.0), 1.0).config_id == "mid"         # exit 1: dwell 10 s
+    assert c.choose(sla, LinkState(True, 50.0), 11.0).config_id == "big"
+    assert c.choose(sla, LinkState(True, 2.0), 12.0).config_id == "mid"        # exit 2: dwell 20 -> 12 s
+    d = c.choose(sla, LinkState(True, 50.0), 23.0)
+    assert d.config_id == "mid" and "dwell 12 s" in d.reason
+    assert c.choose(sla, LinkState(True, 50.0), 24.0).config_id == "big"       # 12 s after the exit, not 20

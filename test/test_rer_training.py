@@ -88,6 +88,8 @@ def test_short_training_run_learns_and_resumes(tmp_path):
         torch.testing.assert_close(a, b)
     hist2 = t2.train(progress=False)
     assert [h.epoch for h in hist2] == [1, 2]
+    # it learns: the resumed second epoch's loss is well below the first's (8.7 -> 6.9 measured)
+    assert hist2[-1].loss < 0.9 * hist[0].loss and hist2[-1].align_loss < hist[0].align_loss
 
 
     # fine-tuning a pretrained model: BatchNorm statistics stay as they were, weights move

@@ -34,12 +34,17 @@ def test_cuda_index_must_exist(monkeypatch):
 
 
 def test_stage_time_waits_for_cuda_work_only(monkeypatch):
-    waited = []
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
-    t0 = stage_time("cpu")
-    assert waited == []
-    t1 = stage_time(torch.device("cuda", 0))
-    assert waited == [torch.device("cuda", 0)] and t1 >= t0
+    """The clock is read after the wait for queued CUDA work, never before it (a time read first
+    would charge the kernels to whichever later stage reads a result back)."""
+    import time
+
+    events = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append(("sync", device)))
+    monkeypatch.setattr(time, "perf_counter", lambda: events.append(("clock", None)) or 42.0)
+    assert stage_time("cpu") == 42.0 and events == [("clock", None)]
+    events.clear()
+    assert stage_time(torch.device("cuda", 0)) == 42.0
+    assert events == [("sync", torch.device("cuda", 0)), ("clock", None)]
 
 
 @pytest.mark.parametrize("module, cls, model_param", [
