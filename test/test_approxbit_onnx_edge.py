@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+import onnxruntime  # noqa: E402,F401
+import onnx  # noqa: E402,F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONE = os.path.join(ROOT, "models", "approxbit", "cnn3d-actions")

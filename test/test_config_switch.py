@@ -3,7 +3,7 @@ by the monitor's decisions goes through one path: known ids switch, unknown ones
 the reason and the active configuration stays, and the parameter shows what is in use."""
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from edge_offload.msg import OffloadConfig  # noqa: E402

@@ -58,7 +58,7 @@ def test_temporal_mean_averages_each_frames_shares_over_its_neighbours():
 
 @pytest.fixture(scope="module")
 def detector():
-    ssd = pytest.importorskip("how2compress_ros.detectors.ssdlite_person")
+    import how2compress_ros.detectors.ssdlite_person as ssd
     try:
         return ssd.SSDLitePersonDetector(score_threshold=0.4)
     except FileNotFoundError as exc:

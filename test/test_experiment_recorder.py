@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 
 
 def test_recorder_writes_action_and_detection_results(tmp_path):

@@ -4,7 +4,7 @@ and lost access units by waiting for the next keyframe."""
 import numpy as np
 import pytest
 
-pytest.importorskip("av")
+import av  # noqa: E402,F401
 from how2compress_ros.codec import (DEFAULT_LEVEL_QPS, H264Decoder, H264DecodeError,  # noqa: E402
                                     H264EncoderConfig, MacroblockQPEncoder, levels_to_qp_map, mb_grid)
 from how2compress_ros.codec.x264_ctypes import X264Error, X264Library  # noqa: E402

@@ -227,3 +227,26 @@ def test_decoders_per_stream_are_bounded_and_freed():
         assert len(server.streams) <= 4 and len(server.sequences) <= 4
     assert server.counters.expired >= 300
     assert rss_mb() - base < 60, f"RSS grew {rss_mb() - base:.0f} MB over 300 stream ids"
+
+
+@pytest.mark.parametrize("change,reason", [
+    (dict(format_version=2), "version"),
+    (dict(codec="hevc"), "codec"),
+    (dict(data=b""), "size"),
+    (dict(data=b"\x00" * 9_000_001), "size"),
+    (dict(width=8), "dimensions"),
+    (dict(height=9000), "dimensions"),
+    (dict(config_id="h2c/base99"), "config"),
+    (dict(config_id="jpeg/q80"), "config"),
+])
+def test_fields_the_readme_lists_are_refused_before_the_decoder(decode_calls, change, reason):
+    """README: the How2Compress server rejects a bad format version, codec, size, dimensions or
+    configuration id, counts it, and decodes the next valid unit."""
+    (unit,) = encode([noise(96, 128)])
+    server = How2CompressServer(NoDetector())
+    good = dict(codec="h264", format_version=1, width=128, height=96, config_id="uniform/qp30")
+    data = change.pop("data", unit.data)
+    with pytest.raises(PayloadRejected) as err:
+        server.admit("det", 0, data, True, zlib.crc32(data), **{**good, **change})
+    assert err.value.reason == reason and server.counters.reasons == {reason: 1} and decode_calls == []
+    assert server.admit("det", 0, unit.data, True, zlib.crc32(unit.data), **good).decoded

@@ -13,7 +13,7 @@ import pytest
 from footage import footage
 from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "models", "how2compress", "ea-mobilevitv2-050-d2-vtest-bikes")
 CORRUPT_SEQ = 12

@@ -114,7 +114,7 @@ def test_to_rgb_matches_message_path():
 
 
 def test_real_sensor_msgs_image_round_trip():
-    pytest.importorskip("sensor_msgs.msg")
+    import sensor_msgs.msg  # noqa: F401
     msg = numpy_to_image_msg(RGB, "bgr8", frame_id="cam")
     assert msg.encoding == "bgr8" and msg.step == 8 * 3 and msg.header.frame_id == "cam"
     np.testing.assert_array_equal(image_msg_to_rgb(msg), RGB)
@@ -125,7 +125,7 @@ def test_image_data_reaches_the_message_as_an_array(monkeypatch):
     for a 640x360 rgb8 frame); an ``array.array('B')`` it stores as is."""
     import array
 
-    msgs = pytest.importorskip("sensor_msgs.msg")
+    import sensor_msgs.msg as msgs
     field = msgs.Image.data
     handed = []
 

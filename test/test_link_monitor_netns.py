@@ -33,6 +33,19 @@ def wait_line(graph, key, needle, start_count, timeout):
     return None
 
 
+def wait_estimates(graph, rate: float, timeout: float):
+    """The last three bandwidth estimates the monitor logged, once all are within 20 % of ``rate``
+    (or whatever they are when ``timeout`` runs out)."""
+    deadline = time.monotonic() + timeout
+    last = estimates(graph)[-3:]
+    while time.monotonic() < deadline:
+        last = estimates(graph)[-3:]
+        if len(last) == 3 and all(abs(b - rate) / rate < 0.2 for b in last):
+            break
+        time.sleep(0.2)
+    return last
+
+
 def test_estimate_follows_the_shaped_rate_and_fallback_on_cut(tmp_path):
     lut = str(tmp_path / "lut.json")
     LookupTable("var", "test", "top1", [
@@ -48,11 +61,11 @@ def test_estimate_follows_the_shaped_rate_and_fallback_on_cut(tmp_path):
         with ProcessGraph([echo], echo=False, prefix=link.prefix("server"), env=link.dds_env()) as server, \
                 ProcessGraph([monitor], echo=False, prefix=link.prefix("edge"), env=link.dds_env()) as edge:
             assert wait_line(edge, "link_monitor", "-> cnn3d/o2/noenc/k8", 0, 30), edge.output("link_monitor")
-            time.sleep(10)
-            at3 = estimates(edge)[-3:]
+            # a capacity pair every 2 s, EWMA 0.3: ~8 samples to converge; wait for the last three
+            # logged estimates (one a second) to lie within 20 % of the shaped rate
+            at3 = wait_estimates(edge, 3.0, 30)
             link.set_rate(6.0)
-            time.sleep(16)          # a capacity pair every 2 s, EWMA 0.3: ~8 samples to converge
-            at6 = estimates(edge)[-3:]
+            at6 = wait_estimates(edge, 6.0, 40)
             assert at3 and all(abs(b - 3.0) / 3.0 < 0.2 for b in at3), at3
             assert at6 and all(abs(b - 6.0) / 6.0 < 0.2 for b in at6), at6
 

@@ -11,7 +11,7 @@ import pytest
 from offload_common.lookup_table import LookupTable, LutEntry
 from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 pytestmark = pytest.mark.skipif(shutil.which("link_monitor") is None, reason="node entry points not installed")
 
 

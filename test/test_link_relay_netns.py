@@ -65,4 +65,6 @@ def test_relay_drops_the_configured_fraction():
         rtts = round_trips(link, 200, gap=0.005)
     delivered = len(rtts) / 200                      # a round trip survives two independent drops
     assert abs(delivered - 0.8 ** 2) < 0.12, delivered
-    assert max(rtts) < 50                           # no added delay
+    # no added delay: the packets that survive come back as fast as on a lossless link (median; a
+    # single late one is the scheduler on a busy 2-core machine, not the relay)
+    assert sorted(rtts)[len(rtts) // 2] < 20, rtts

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 

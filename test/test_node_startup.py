@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 

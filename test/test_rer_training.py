@@ -59,7 +59,7 @@ def test_missed_objects_get_more_emphasis():
 
 
 def test_short_training_run_learns_and_resumes(tmp_path):
-    ssd = pytest.importorskip("how2compress_ros.detectors.ssdlite_person")
+    import how2compress_ros.detectors.ssdlite_person as ssd
     from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
     from how2compress_ros.emphasis.training import RERConfig, RERTrainer, prepare_frames
 

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,3 +262,57 @@ def test_h2c_server_decodes_every_valid_frame_through_a_hostile_mix(rclpy_contex
         assert c.get(f"rejected_{reason}", 0) >= 1, (reason, c)
     assert c["decoded"] == len(units) + 2 and c["corrupt"] == 0 and c["lost"] == 0
     assert not h.receipts[("det", 2**64 - 1, "uniform/qp30")]
+
+
+def test_h2c_server_publishes_the_decoded_picture_and_a_truthful_receipt_per_payload(rclpy_context):
+    """README: h2c_server republishes each decoded picture on decoded_image and answers every
+    payload with a LinkReceipt. The pictures equal the library decoder's, and decoded_ok is
+    false exactly for the corrupt unit and the P-frames dropped while the decoder waits for the
+    next keyframe."""
+    from sensor_msgs.msg import Image
+
+    from edge_offload.msg import DetectionArray, EncodedFrame
+    from how2compress_ros.codec import H264Decoder
+    from how2compress_ros.nodes.server_node import How2CompressServerNode
+    from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
+    from offload_common.image_conversion import image_msg_to_rgb
+    from offload_common.nodes.qos import SENSOR_QOS
+    from offload_common.nodes.runner import stamp_to_ns
+
+    server = How2CompressServerNode(context=rclpy_context, parameter_overrides=[
+        Parameter("detector", value="hog"), Parameter("shed_load", value=False)])
+    images = {}
+    h = Harness(rclpy_context, server, EncodedFrame, "encoded_frames", DetectionArray, "detections")
+    h.node.create_subscription(Image, "decoded_image", lambda m: images.__setitem__(stamp_to_ns(m.header.stamp),
+                                                                                   image_msg_to_rgb(m)), SENSOR_QOS)
+    time.sleep(1.0)
+    edge = How2CompressEdge(None, EdgeSettings(gop=4, preset="ultrafast"), "uniform/qp30")
+    rng = np.random.default_rng(9)
+    try:
+        units = [u for _ in range(8) for u in edge.process(rng.integers(0, 255, (96, 128, 3), np.uint8))]
+        sent = []
+        for seq, u in enumerate(units):
+            m = EncodedFrame()
+            m.meta.format_version = m.meta.FORMAT_VERSION
+            m.meta.header.stamp = h.stamp()
+            m.meta.publish_stamp = h.stamp()
+            m.meta.stream_id, m.meta.seq, m.meta.config_id = "det", seq, "uniform/qp30"
+            m.codec, m.width, m.height, m.keyframe, m.data = "h264", 128, 96, u.keyframe, u.data
+            m.crc32 = zlib.crc32(u.data) ^ (1 if seq == 1 else 0)         # seq 1: corrupt
+            h.pub.publish(m)
+            sent.append(m)
+            time.sleep(0.1)
+        assert h.wait(lambda: len(h.receipts) == len(units) and len(images) >= 5), (h.receipts, len(images))
+    finally:
+        edge.close()
+        h.close()
+    assert [u.keyframe for u in units] == [True, False, False, False, True, False, False, False]
+    ok = {k[1]: v for k, v in h.receipts.items()}
+    assert ok == {0: True, 1: False, 2: False, 3: False, 4: True, 5: True, 6: True, 7: True}
+    decoder = H264Decoder()
+    for m in sent:
+        if ok[m.meta.seq]:
+            (frame,) = decoder.decode(bytes(m.data), m.keyframe)
+            np.testing.assert_array_equal(images[stamp_to_ns(m.meta.header.stamp)], frame.rgb)
+        else:
+            decoder.mark_lost()

@@ -24,9 +24,10 @@ def test_put_dropping_oldest_keeps_the_newest():
 
 
 def test_worker_drops_the_oldest_survives_a_failing_item_and_stops():
-    gate, handled, log = threading.Event(), [], Log()
+    gate, entered, handled, log = threading.Event(), threading.Event(), [], Log()
 
     def handle(item, tag):
+        entered.set()
         gate.wait(5)
         if item == 3:
             raise ValueError("bad item")
@@ -34,7 +35,7 @@ def test_worker_drops_the_oldest_survives_a_failing_item_and_stops():
 
     worker = DropOldestWorker(handle, log, "frame", maxsize=2)
     worker.put(0, "a")
-    time.sleep(0.3)                    # the thread holds item 0 at the gate
+    assert entered.wait(5)             # the thread holds item 0 at the gate
     for i in range(1, 6):
         worker.put(i, "a")             # it holds 2: putting 3, 4, 5 drops 1, 2, 3
     assert worker.dropped == 3
