@@ -212,3 +212,36 @@ def test_clip_buffer_undoes_the_camera_sources_nearest_upscale(clips):
     for i, f in enumerate(frames):
         out = buf.push(cv2.resize(f, (256, 256), interpolation=cv2.INTER_NEAREST), i) or out
     assert np.array_equal(out.frames, frames)
+
+
+def test_a_configuration_switch_during_a_clip_applies_from_the_next_clip(configs, clips):
+    """README: ApproxBit switches 'from the next clip, never halfway through one'. The monitor's
+    callback calls set_config from another thread than the model's; here the switch lands while
+    the clip is in the backbone. That clip's payload is entirely the old configuration's (fields,
+    shape and bits the server accepts and decodes to the old configuration's prediction); the
+    next clip is the new one's."""
+    from approxbit_ros.pipeline import TorchEdgeRuntime
+
+    class SwitchingRuntime(TorchEdgeRuntime):
+        switch_to = None
+
+        def features(self, x, offload_point):
+            feats = super().features(x, offload_point)
+            if self.switch_to:
+                edge.set_config(self.switch_to)
+            return feats
+
+    runtime = SwitchingRuntime(configs)
+    edge = ApproxBitEdge(configs, "cnn3d/o2/enc/k4", runtime=runtime)
+    server, reference = ApproxBitServer(configs), ApproxBitEdge(configs, EDGE_ONLY)
+    frames = clips[2][0]
+    for seq, (start, target) in enumerate([("cnn3d/o2/enc/k4", "cnn3d/o1/noenc/k8"),
+                                           ("cnn3d/o1/noenc/k8", EDGE_ONLY), ("cnn3d/o2/float32", "cnn3d/o1/enc/k4")]):
+        edge.set_config(start)
+        runtime.switch_to = target
+        out = edge.process(frames)
+        runtime.switch_to = None
+        assert out.config_id == start and edge.config_id == target
+        reference.set_config(start)
+        assert out.payload.data == reference.process(frames).payload.data        # all of it the old one's
+        assert server.handle("var", seq, **out.wire_fields(configs.name)).prediction.label

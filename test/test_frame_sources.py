@@ -73,9 +73,10 @@ def test_image_folder_source_reads_sorted_images(tmp_path):
         np.testing.assert_array_equal(g.rgb, img)
 
 
-def test_bag_source_reads_images_in_any_encoding(tmp_path):
-    import rosbags  # noqa: F401
-    from rosbags.rosbag2 import Writer
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_bag_source_reads_images_in_any_encoding(tmp_path, storage):
+    """Both rosbag2 storage formats (README: sqlite3 and MCAP bags)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
     ts = get_typestore(Stores.ROS2_HUMBLE)
@@ -84,7 +85,8 @@ def test_bag_source_reads_images_in_any_encoding(tmp_path):
     Time = ts.types["builtin_interfaces/msg/Time"]
     rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     path = tmp_path / "bag"
-    with Writer(path, version=8) as writer:
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Writer(path, version=8, storage_plugin=plugin) as writer:
         conn = writer.add_connection("/cam/image", Image.__msgtype__, typestore=ts)
         other = writer.add_connection("/other", "std_msgs/msg/Header", typestore=ts)
         for i, enc in enumerate(["rgb8", "bgr8"]):
@@ -97,6 +99,7 @@ def test_bag_source_reads_images_in_any_encoding(tmp_path):
             writer.write(conn, (i + 1) * 1000, ts.serialize_cdr(msg, Image.__msgtype__))
         writer.write(other, 5000, ts.serialize_cdr(Header(stamp=Time(sec=0, nanosec=0), frame_id="x"),
                                                    "std_msgs/msg/Header"))
+    assert list(path.glob("*.mcap" if storage == "mcap" else "*.db3"))       # the format asked for
     got = frames_of(BagSource(str(path)), 10)
     assert [g.stamp_ns for g in got] == [1000, 2000]
     for g in got:

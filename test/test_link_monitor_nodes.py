@@ -132,21 +132,21 @@ def test_monitor_decides_takes_a_new_sla_and_falls_back_when_the_link_goes(rclpy
     assert {b"\x00", b"\x02"} <= levels or {0, 2} <= levels                 # OK and ERROR (link down) seen
 
 
-@pytest.mark.parametrize("metric", ["top1", "vqa_accuracy"])
-def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path, metric):
+@pytest.mark.parametrize("metric,topic", [("top1", "action_results"), ("top1", "detections"),
+                                          ("vqa_accuracy", "vqa_answers")])
+def test_monitor_learns_real_latency_from_results(rclpy_context, tmp_path, metric, topic):
     """The table says the accurate configuration fits 100 ms; its results say 300 ms. After a few
     results the monitor predicts from them and moves to the configuration that fits; results for
     unknown configurations or with impossible breakdowns are ignored without harm. With a VQA
     table the results it learns from are the answers (``vqa_answers``), whose latency includes
     the answer head's time as the table's does."""
-    from edge_offload.msg import ActionResult, VqaAnswer
+    from edge_offload.msg import ActionResult, DetectionArray, VqaAnswer
     from offload_common.nodes.qos import RESULT_QOS
 
     lut = save_lut(tmp_path, accurate_bytes=1000, metric=metric)
     watcher = Watcher(rclpy_context)
-    ResultType = VqaAnswer if metric == "vqa_accuracy" else ActionResult
-    pub = watcher.node.create_publisher(ResultType, "vqa_answers" if ResultType is VqaAnswer else "action_results",
-                                        RESULT_QOS)
+    ResultType = {"action_results": ActionResult, "detections": DetectionArray, "vqa_answers": VqaAnswer}[topic]
+    pub = watcher.node.create_publisher(ResultType, topic, RESULT_QOS)
     monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
                           overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
                                      "min_dwell_s": 0.5, "calibration_min_results": 5, "latency_quantile": 0.9})
@@ -210,4 +210,73 @@ def test_results_that_waited_out_a_cut_do_not_teach_the_monitor(rclpy_context, t
             assert m.config_id == "cnn3d/o2/noenc/k8" and m.predicted_latency_tail_ms < 100, graph.output("link_monitor")
             assert "in flight across a link outage" in graph.output("link_monitor")
     finally:
+        watcher.close()
+
+
+def test_rate_reports_receipts_as_liveness_interface_goodput_and_diagnostics(rclpy_context, tmp_path):
+    """README: an external rate report (link_rate_report, Mbit/s) wins while fresh; payload
+    receipts alone keep the link up (probes off here) and their absence is a lost link after
+    loss_timeout_s; interface counters give the goodput; /diagnostics carries the documented keys."""
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Float32
+
+    from edge_offload.msg import LinkReceipt
+    from offload_common.nodes.qos import RESULT_QOS
+
+    lut = save_lut(tmp_path, accurate_bytes=100_000)                # 800 kbit: fits 100 ms only above ~10 Mbit/s
+    watcher = Watcher(rclpy_context)
+    rate_pub = watcher.node.create_publisher(Float32, "link_rate_report", 10)
+    receipt_pub = watcher.node.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
+    monitor = NodeProcess("link_monitor", "link_monitor", config_path("link_monitor.yaml"),
+                          overrides={"lookup_tables": lut, "sla_kind": "latency", "sla_latency_ms": 100.0,
+                                     "min_dwell_s": 0.5, "loss_timeout_s": 1.0, "probe_period_s": 0.0,
+                                     "interface": "lo", "calibrate_from_results": False})
+    sending = threading.Event()
+    seq = [0]
+
+    def feed():                       # a server's payload receipts and a modem's rate reports, 5 Hz
+        while not stop.is_set():
+            if sending.is_set():
+                ns = watcher.node.get_clock().now().nanoseconds
+                t = Time(sec=ns // 10**9, nanosec=ns % 10**9)
+                receipt_pub.publish(LinkReceipt(stream_id="var", seq=seq[0], config_id="cnn3d/o2/enc/k4", bytes=100,
+                                                publish_stamp=t, receive_stamp=t, decoded_ok=True))
+                seq[0] += 1
+                rate_pub.publish(Float32(data=rate[0]))
+            time.sleep(0.2)
+
+    rate, stop = [50.0], threading.Event()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        with ProcessGraph([monitor], echo=False) as graph:
+            sending.set()
+            assert watcher.wait_for(lambda m: m.link_up and m.config_id == "cnn3d/o2/noenc/k8"
+                                    and abs(m.bandwidth_mbps - 50.0) < 0.5, 20), graph.output("link_monitor")
+            rate[0] = 2.0                                            # the modem reports a slow link
+            assert watcher.wait_for(lambda m: m.config_id == "cnn3d/o2/enc/k4" and abs(m.bandwidth_mbps - 2.0) < 0.1,
+                                    10), graph.output("link_monitor")
+            def latest_diagnostics():
+                return {kv.key: kv.value for d in watcher.diagnostics[-1:] for s in d.status for kv in s.values}
+
+            deadline = time.monotonic() + 5                          # published at 1 Hz
+            while time.monotonic() < deadline and latest_diagnostics().get("config_id") != "cnn3d/o2/enc/k4":
+                time.sleep(0.1)
+            diag = latest_diagnostics()
+            assert {"config_id", "bandwidth_mbps", "bandwidth_source", "delay_ms", "goodput_mbps",
+                    "predicted_latency_ms", "predicted_latency_tail_ms", "calibration_results", "switches",
+                    "receipts", "sla", "predicted_accuracy", "results_across_outages",
+                    "calibrations_forgotten"} <= set(diag)
+            assert diag["bandwidth_source"] == "external" and diag["receipts"] == "0"   # probe receipts: none
+            assert float(diag["goodput_mbps"]) >= 0.0                # read from lo's tx counter
+            sending.clear()                                          # no receipts (and no probes): link lost
+            t_stop = time.monotonic()
+            t_down = watcher.wait_for(lambda m: not m.link_up and m.config_id == "edge_only", 10)
+            assert t_down is not None and t_down - t_stop < 3.0, graph.output("link_monitor")
+            sending.set()
+            assert watcher.wait_for(lambda m: m.link_up and m.config_id != "edge_only", 10), graph.output("link_monitor")
+            assert graph.running("link_monitor")
+    finally:
+        stop.set()
+        feeder.join(2)
         watcher.close()

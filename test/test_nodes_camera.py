@@ -107,3 +107,49 @@ def test_malformed_images_are_counted_and_the_node_keeps_serving(rclpy_context):
         ex.shutdown()
         counter.destroy_node()
         sender.destroy_node()
+
+
+def test_frame_id_and_ground_truth_log(rclpy_context, tmp_path):
+    """README: camera_source stamps frame_id on every image, and with ground_truth_log appends
+    'stamp_ns frame_index label' for each labelled frame (the synthetic action clips), the stamp
+    being the published image's, so an experiment can score results against it."""
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from approxbit_ros.data.synthetic_actions import CLASSES
+    from offload_common.nodes.camera_source import CameraSourceNode
+    from offload_common.nodes.qos import SENSOR_QOS
+    from offload_common.nodes.runner import stamp_to_ns
+
+    log = tmp_path / "truth.txt"
+    cam = CameraSourceNode(context=rclpy_context, parameter_overrides=[
+        Parameter("source", value="actions"), Parameter("frame_id", value="cam_front"),
+        Parameter("ground_truth_log", value=str(log)), Parameter("rate_hz", value=40.0),
+        Parameter("width", value=64), Parameter("height", value=64)])
+    watch = rclpy.create_node("camera_truth_watch", context=rclpy_context)
+    got = []
+    watch.create_subscription(Image, "image_raw", got.append, SENSOR_QOS)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(cam)
+    ex.add_node(watch)
+    threading.Thread(target=ex.spin, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(got) < 40:
+            time.sleep(0.05)
+    finally:
+        ex.shutdown()
+        cam.destroy_node()
+        watch.destroy_node()
+    assert len(got) >= 40 and {m.header.frame_id for m in got} == {"cam_front"}
+    rows = [line.split(maxsplit=2) for line in log.read_text().splitlines()]   # labels hold spaces
+    by_stamp = {int(r[0]): (int(r[1]), r[2]) for r in rows}
+    assert all(r[2] in CLASSES for r in rows), rows[:3]
+    matched = [by_stamp[stamp_to_ns(m.header.stamp)] for m in got if stamp_to_ns(m.header.stamp) in by_stamp]
+    assert len(matched) >= 35                                  # the log's stamps are the images' stamps
+    assert [i for i, _ in matched] == sorted(i for i, _ in matched)

@@ -316,3 +316,54 @@ def test_h2c_server_publishes_the_decoded_picture_and_a_truthful_receipt_per_pay
             np.testing.assert_array_equal(images[stamp_to_ns(m.meta.header.stamp)], frame.rgb)
         else:
             decoder.mark_lost()
+
+
+def test_keyframe_requests_are_rate_limited_and_only_for_streams_served(rclpy_context):
+    """README: after a loss the server asks the edge for a keyframe, at most once per
+    keyframe_request_interval_s per stream; a flood of corrupt units must not become a flood of
+    requests (each costs the edge an IDR picture), and a stream the server does not serve (a
+    refused new stream id) gets none."""
+    from edge_offload.msg import DetectionArray, EncodedFrame, KeyframeRequest
+    from how2compress_ros.nodes.server_node import How2CompressServerNode
+    from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
+    from offload_common.nodes.qos import RESULT_QOS
+
+    server = How2CompressServerNode(context=rclpy_context, parameter_overrides=[
+        Parameter("detector", value="hog"), Parameter("keyframe_request_interval_s", value=0.5),
+        Parameter("max_streams", value=1), Parameter("publish_decoded_image", value=False)])
+    h = Harness(rclpy_context, server, EncodedFrame, "encoded_frames", DetectionArray, "detections")
+    requests = []
+    h.node.create_subscription(KeyframeRequest, "keyframe_request",
+                               lambda m: requests.append((time.monotonic(), m)), RESULT_QOS)
+    time.sleep(1.0)
+    edge = How2CompressEdge(None, EdgeSettings(gop=1000, preset="ultrafast"), "uniform/qp30")
+    rng = np.random.default_rng(2)
+
+    def msg(unit, seq, stream="det", corrupt=False):
+        m = EncodedFrame()
+        m.meta.format_version = m.meta.FORMAT_VERSION
+        m.meta.header.stamp = m.meta.publish_stamp = h.stamp()
+        m.meta.stream_id, m.meta.seq, m.meta.config_id = stream, seq, "uniform/qp30"
+        m.codec, m.width, m.height, m.keyframe, m.data = "h264", 128, 96, unit.keyframe, unit.data
+        m.crc32 = zlib.crc32(unit.data) ^ int(corrupt)
+        return m
+
+    try:
+        units = [u for _ in range(45) for u in edge.process(rng.integers(0, 255, (96, 128, 3), np.uint8))]
+        h.pub.publish(msg(units[0], 0))                       # the stream starts and is served
+        t0 = time.monotonic()
+        for seq in range(1, 41):                              # 2 s of corrupt units at 20 Hz
+            h.pub.publish(msg(units[seq], seq, corrupt=True))
+            h.pub.publish(msg(units[0], 0, stream=f"other{seq}"))    # refused: max_streams 1
+            time.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        h.wait(lambda: h.counters().get("rejected_streams", 0) >= 40, 10)
+        time.sleep(0.5)
+    finally:
+        edge.close()
+        h.close()
+    assert requests and {m.stream_id for _, m in requests} == {"det"}
+    assert 2 <= len(requests) <= int(elapsed / 0.5) + 1, [round(t - t0, 2) for t, _ in requests]
+    gaps = [b - a for (a, _), (b, _) in zip(requests, requests[1:])]
+    assert all(g >= 0.4 for g in gaps), gaps                  # 0.5 s apart, less DDS jitter
+    assert requests[0][1].last_good_seq == 0
