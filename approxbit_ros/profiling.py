@@ -65,6 +65,7 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
     def timed(i: int) -> bool:
         return 2 <= i < 2 + timing_clips
 
+    seq = 0                    # one stream, numbered on: the server refuses repeats and implausible jumps
     for cid in list(configs.configurations) + [EDGE_ONLY]:
         edge.set_config(cid)
         st = _Stats()
@@ -74,7 +75,8 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
             if cid == EDGE_ONLY:
                 st.add(out.prediction.topk_ids, label, 0, timed(i), edge=out.preprocess_ms + out.model_ms)
                 continue
-            res = server.handle("profile", i + 1_000_000 * len(entries), **out.wire_fields(configs.name))
+            res = server.handle("profile", seq, **out.wire_fields(configs.name))
+            seq += 1
             st.add(res.prediction.topk_ids, label, len(out.payload.data), timed(i),
                    edge=out.preprocess_ms + out.model_ms, encode=out.encode_ms, decode=res.decode_ms,
                    server=res.server_ms)

@@ -245,3 +245,47 @@ def test_a_configuration_switch_during_a_clip_applies_from_the_next_clip(configs
         reference.set_config(start)
         assert out.payload.data == reference.process(frames).payload.data        # all of it the old one's
         assert server.handle("var", seq, **out.wire_fields(configs.name)).prediction.label
+
+
+def test_h264_baseline_round_trips_a_clip_one_packet_per_frame(clips):
+    """README: the H.264 video-offload baseline codes a clip as one GOP, a packet per frame (as a
+    live edge sends), decodes with FFmpeg; lower QP, more bytes and a closer picture."""
+    import av
+
+    from approxbit_ros.baselines import decode_clip_h264, encode_clip_h264
+
+    frames = clips[0][0]
+    psnr, sizes = [], []
+    for qp in (10, 30, 45):
+        enc = encode_clip_h264(frames, qp)
+        decoded, dec_ms = decode_clip_h264(enc.packets)
+        assert len(enc.packets) == len(frames) and decoded.shape == frames.shape and dec_ms > 0
+        mse = np.mean((decoded.astype(float) - frames.astype(float)) ** 2)
+        psnr.append(10 * np.log10(255 ** 2 / max(mse, 1e-9)))
+        sizes.append(enc.bytes)
+        ctx = av.CodecContext.create("h264", "r")
+        keys = [f.key_frame for data in enc.packets for f in ctx.decode(av.Packet(data))]
+        assert keys == [True] + [False] * (len(frames) - 1)            # one GOP: an IDR, then P-frames
+    # 4:2:0 chroma caps the fidelity of these saturated synthetic colours near 30 dB (measured 30.6 /
+    # 26.7 / 21.5 dB at QP 10 / 30 / 45)
+    assert sizes[0] > sizes[1] > sizes[2] and psnr[0] > psnr[1] > psnr[2] and psnr[0] > 28
+
+
+def test_profiler_table_holds_every_configuration_and_the_baselines(configs):
+    """README: the profiler's lookup table has every configuration, edge-only, server-only and
+    H.264 at each QP, with bytes as sent and accuracy as measured; baselines are not deployable."""
+    from approxbit_ros.profiling import profile_configurations
+
+    subset = ConfigurationSet.from_pretrained(BACKBONE, only=["o2/enc/k4", "o2/float32"])
+    lut = profile_configurations(subset, clips=13, timing_clips=3, h264_qps=(20, 45), progress=False)
+    e = {x.config_id: x for x in lut.entries}
+    assert set(e) == {"cnn3d/o2/enc/k4", "cnn3d/o2/float32", "edge_only", "server_only/raw", "h264/qp20",
+                      "h264/qp45"}
+    wire = ApproxBitServer(subset).wire_shapes
+    assert e["cnn3d/o2/enc/k4"].bytes == wire["cnn3d/o2/enc/k4"].data_bytes
+    assert e["cnn3d/o2/float32"].bytes == wire["cnn3d/o2/float32"].data_bytes
+    assert e["server_only/raw"].bytes == 16 * 64 * 64 * 3 and e["edge_only"].bytes == 0
+    assert e["h264/qp45"].bytes < e["h264/qp20"].bytes and e["h264/qp20"].accuracy >= e["h264/qp45"].accuracy
+    assert not any(e[k].deployable for k in ("server_only/raw", "h264/qp20", "h264/qp45"))
+    assert e["edge_only"].accuracy == e["cnn3d/o2/float32"].accuracy >= 12 / 13     # the same map, 13 clips
+    assert e["cnn3d/o2/enc/k4"].edge_ms > 0 and e["cnn3d/o2/enc/k4"].server_ms > 0

@@ -159,3 +159,28 @@ def test_restarts_close_together_are_reported_as_two_senders():
     assert t.pop_restart_note() is None                    # said once
     t.accept("det", 0, 2_000)                              # and again, 3 payloads later
     assert "two edges publish stream_id 'det'" in t.pop_restart_note()
+
+
+def test_map_reuse_runs_the_emphasis_model_every_nth_frame():
+    """README: map_reuse N computes the emphasis map every N frames and reuses it in between; each
+    payload says how old its map is (map_age), and the QP map follows the reused levels."""
+    from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
+
+    class CountingModel(EmphasisModel):
+        calls = 0
+
+        def predict_levels(self, rgb):
+            CountingModel.calls += 1
+            return super().predict_levels(rgb)
+
+    model = CountingModel(EmphasisModelConfig(downsample=4))
+    rng = np.random.default_rng(4)
+    edge = How2CompressEdge(model, EdgeSettings(gop=30, map_reuse=3), "h2c/base40")
+    try:
+        payloads = [p for _ in range(7) for p in edge.process(rng.integers(0, 255, (96, 128, 3), np.uint8))]
+    finally:
+        edge.close()
+    assert CountingModel.calls == 3                                   # frames 0, 3 and 6
+    assert [p.map_age for p in payloads] == [0, 1, 2, 0, 1, 2, 0]
+    assert [p.model_ms > 0 for p in payloads] == [True, False, False, True, False, False, True]
+    assert all(np.array_equal(payloads[i].levels, payloads[0].levels) for i in (1, 2))

@@ -106,8 +106,11 @@ class ExperimentRecorderNode(Node):
         def done(f):
             ok = f.exception() is None and all(r.successful for r in f.result().results)
             self._write("sla", {"t_s": t, "kind": kind, "value": value, "accepted": ok})
-            log = self.get_logger().info if ok else self.get_logger().error
-            log(f"SLA at {t:g} s: {kind} {value:g} {'accepted' if ok else 'REFUSED'} by {self.p.monitor_node}")
+            text = f"SLA at {t:g} s: {kind} {value:g} {'accepted' if ok else 'REFUSED'} by {self.p.monitor_node}"
+            if ok:        # two call sites: rclpy refuses one call site logging at two severities
+                self.get_logger().info(text)
+            else:
+                self.get_logger().error(text)
 
         future.add_done_callback(done)
 
