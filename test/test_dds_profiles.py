@@ -54,3 +54,26 @@ def test_thin_link_profiles_set_a_100_ms_writer_heartbeat(name, element):
     assert period is not None, f"{name}: no times/{element}"
     assert int(period.find(f"{NS}sec").text) * 1e9 + int(period.find(f"{NS}nanosec").text) == 100e6
     assert root.find(f"{NS}profiles/{NS}participant") is None        # discovery and transports untouched
+
+
+def test_fast_dds_reads_and_parses_the_profile_the_variable_names(tmp_path):
+    """Setting the variable is not enough to know the profile loads: Fast DDS must read the file it
+    names (a malformed file there makes it report an XML parser error naming the file) and parse
+    ours without one. Both checked in a child process creating a node."""
+    import subprocess
+    import sys
+
+    from offload_common.process_graph import dds_profile_variable
+
+    bad = tmp_path / "broken.xml"
+    bad.write_text('<?xml version="1.0"?>\n<dds><profiles><participant profile_name="x"><rtps><broken')
+    code = "import rclpy; rclpy.init(); n = rclpy.create_node('profile_probe'); n.destroy_node(); print('node ok')"
+    var = dds_profile_variable()
+    outputs = {}
+    for name, path in (("broken", str(bad)), ("ours", os.path.join(ROOT, "config", "fastdds_localhost.xml"))):
+        env = {**os.environ, var: path, "RCUTILS_COLORIZED_OUTPUT": "0"}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        assert "node ok" in proc.stdout, proc.stderr
+        outputs[name] = proc.stdout + proc.stderr
+    assert "XMLPARSER" in outputs["broken"] and str(bad) in outputs["broken"]
+    assert "XMLPARSER" not in outputs["ours"] and "Error" not in outputs["ours"]
