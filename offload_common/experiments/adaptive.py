@@ -167,8 +167,11 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
             time.sleep(3.0)
         finally:
             codes = {}
+            # a node under the edge's CPU quota also shuts down that much slower (h2c_edge under 0.25 core:
+            # 6 s after SIGINT, so the default 5 s grace killed it and the run counted a crash)
+            grace = max(5.0, 5.0 / args.edge_cpu)
             for g in reversed(all_graphs):
-                codes.update(g.stop())
+                codes.update(g.stop(grace=grace))
             for g in all_graphs:
                 for key in g.lines:
                     with open(os.path.join(args.out, f"{key}.log"), "w") as f:
