@@ -22,11 +22,11 @@ from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
 from approxbit_ros.pipeline import ApproxBitServer
 from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
-from offload_common.nodes.payload_signing import verify_payload
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
-from offload_common.nodes.server_common import SERVER_PARAMETERS, ServerDiagnostics, payload_keys, stream_limits
+from offload_common.nodes.server_common import (SERVER_PARAMETERS, ServerDiagnostics, log_throttled, payload_keys,
+                                               refuse_unauthenticated, stream_limits)
 from offload_common.nodes.work_queue import NewestPerStreamWorker, Pending
 from offload_common.payload_checks import PayloadRejected, counters_dict
 from offload_common.torch_device import resolve_device
@@ -78,10 +78,8 @@ class ApproxBitServerNode(Node):
     def _on_features(self, msg: BinaryFeatures) -> None:
         receive_ns = self.get_clock().now().nanoseconds
         m = msg.meta
-        refusal = verify_payload(msg, self.keys)
+        refusal = refuse_unauthenticated(msg, self.keys, self.server.counters)
         if refusal:                                 # no receipt: it would vouch for a link the sender may not use
-            self.server.counters.received += 1
-            self.server.counters.reject(*refusal)
             self._log_rejection(m, refusal.reason + ": " + refusal.detail)
             return
         data = bytes(msg.data)
@@ -112,9 +110,8 @@ class ApproxBitServerNode(Node):
 
     def _log_rejection(self, m, why: str) -> None:
         c = self.server.counters
-        if c.rejected <= 20 or c.rejected % 100 == 0:     # a flood must not become a flood of log lines
-            self.get_logger().error(f"rejected payload seq {m.seq} of '{m.stream_id[:64]}' ({c.rejected} rejected "
-                                    f"so far): {why}")
+        log_throttled(self.get_logger(), c.rejected, f"rejected payload seq {m.seq} of '{m.stream_id[:64]}' "
+                                                     f"({c.rejected} rejected so far): {why}")
 
     def _serve(self, pending: Pending) -> None:
         msg, admitted, receive_ns = pending.item

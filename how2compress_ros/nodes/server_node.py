@@ -28,11 +28,11 @@ from how2compress_ros.nodes.detections import fill_detection_array
 from how2compress_ros.pipeline import How2CompressServer
 from offload_common.image_conversion import numpy_to_image_msg
 from offload_common.nodes.params import Param, declare_parameters
-from offload_common.nodes.payload_signing import verify_payload
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, SENSOR_QOS, payload_qos
 from offload_common.nodes.runner import run_node, stamp_to_ns
-from offload_common.nodes.server_common import SERVER_PARAMETERS, ServerDiagnostics, payload_keys, stream_limits
+from offload_common.nodes.server_common import (SERVER_PARAMETERS, ServerDiagnostics, log_throttled, payload_keys,
+                                               refuse_unauthenticated, stream_limits)
 from offload_common.nodes.work_queue import NewestPerStreamWorker, Pending
 from offload_common.payload_checks import PayloadRejected, counters_dict
 
@@ -99,16 +99,13 @@ class How2CompressServerNode(Node):
         self.kf_pub.publish(req)
 
     def _log(self, count: int, line: str) -> None:
-        if count <= 20 or count % 100 == 0:           # a flood must not become a flood of log lines
-            self.get_logger().error(line)
+        log_throttled(self.get_logger(), count, line)
 
     def _on_frame(self, msg: EncodedFrame) -> None:
         receive_ns = self.get_clock().now().nanoseconds
         c = self.server.counters
-        refusal = verify_payload(msg, self.keys)
+        refusal = refuse_unauthenticated(msg, self.keys, c)
         if refusal:                                 # no receipt: it would vouch for a link the sender may not use
-            c.received += 1
-            c.reject(*refusal)
             self._log(c.rejected, f"rejected payload seq {msg.meta.seq} ({c.rejected} so far): {refusal.reason}: "
                                   f"{refusal.detail}")
             return

@@ -8,8 +8,9 @@ from typing import Callable, Dict, Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from offload_common.nodes.params import Param
+from offload_common.nodes.payload_signing import verify_payload
 from offload_common.payload_auth import load_keys
-from offload_common.payload_checks import StreamLimits
+from offload_common.payload_checks import Refusal, StreamLimits
 
 SERVER_PARAMETERS = (
     Param("max_streams", 8, "streams served at once; a new stream id beyond is refused until one has been idle for "
@@ -52,6 +53,23 @@ def payload_keys(node, path: str):
         node.get_logger().info(f"payload authentication on: {len(keys.keys)} key(s) from {path}, "
                                f"signing key '{keys.signing_id}'")
     return keys
+
+
+def log_throttled(logger, count: int, line: str) -> None:
+    """An error line for the first 20 occurrences of something, then every 100th: a flood of
+    hostile payloads must not become a flood of log lines."""
+    if count <= 20 or count % 100 == 0:
+        logger.error(line)
+
+
+def refuse_unauthenticated(msg, keys, counters) -> Optional[Refusal]:
+    """Why ``msg`` lacks a valid tag (counted as received and rejected), or None when it has one or
+    the server has no keys. Checked before anything else; the caller sends no receipt for it."""
+    refusal = verify_payload(msg, keys)
+    if refusal:
+        counters.received += 1
+        counters.reject(*refusal)
+    return refusal
 
 
 class ServerDiagnostics:
