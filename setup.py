@@ -29,6 +29,7 @@ COMMANDS = {
     "approxbit_train_configs": "approxbit_ros.training.train_configs_cli:main",
     "approxbit_profile": "approxbit_ros.profile_cli:main",
     "approxbit_train_vqa": "approxbit_ros.vqa.train_cli:main",
+    "approxbit_fit_entropy": "approxbit_ros.training.fit_entropy_cli:main",
     "approxbit_adaptive_experiment": "approxbit_ros.experiments.adaptive_cli:main",
     "h2c_adaptive_experiment": "how2compress_ros.experiments.adaptive_cli:main",
 }

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from approxbit_ros.backbones import blank_input
-from approxbit_ros.codec import BinaryCodecConfig, BinaryDecoder, BinaryEncoder
+from approxbit_ros.codec import BinaryCodecConfig, BinaryDecoder, BinaryEncoder, BitContextModel
+from approxbit_ros.codec.entropy import ENTROPY_SUFFIX
 from offload_common.lookup_table import EDGE_ONLY
 from offload_common.model_folder import read_weights
 
@@ -40,6 +41,7 @@ class Configuration:
     kind: str                           # "binary", "deepcod" or "float32"
     encoder: Optional[BinaryEncoder] = None
     decoder: Optional[BinaryDecoder] = None
+    entropy_model: Optional[BitContextModel] = None   # range coder's model (``<id>.entropy.safetensors``)
 
     @property
     def float_codes(self) -> bool:
@@ -111,8 +113,10 @@ class ConfigurationSet:
             enc.load_state_dict(state["encoder"])
             dec.load_state_dict(state["decoder"])
             cid = f"{name}/{local}"
+            entropy_path = sidecar[:-len(".json")] + ENTROPY_SUFFIX
+            entropy = BitContextModel.load(entropy_path) if kind == "binary" and os.path.isfile(entropy_path) else None
             configs[cid] = Configuration(cid, t["offload_point"], t["spatial_encoder"], t["codebook_size"], kind,
-                                         enc.eval(), dec.eval())
+                                         enc.eval(), dec.eval(), entropy)
         if raw_features:
             for o in sorted({c.offload_point for c in configs.values()}):
                 cid = f"{name}/o{o}/float32"
@@ -160,7 +164,8 @@ def _codec_state(path: str) -> Dict[str, Dict[str, torch.Tensor]]:
 @dataclass(frozen=True)
 class WireShape:
     """What a configuration's payload holds for a clip of the set's size: the code tensor's shape
-    (K, T', H', W'), the feature map's (T, H, W) and the exact byte count of its data."""
+    (K, T', H', W'), the feature map's (T, H, W) and the exact byte count of its data (packed:
+    range-coded data is shorter)."""
     code_shape: Tuple[int, ...]
     feature_shape: Tuple[int, int, int]
     data_bytes: int
@@ -182,6 +187,10 @@ def warm_up(configs: ConfigurationSet) -> Dict[str, WireShape]:
             codes = c.encoder.encode(f)
             c.decoder(codes.float(), fs)
             code = tuple(int(s) for s in codes.shape[1:])
+            if c.entropy_model is not None and c.entropy_model.shape != code:
+                raise ValueError(f"{c.config_id}: its entropy model codes {list(c.entropy_model.shape)} but the "
+                                 f"configuration sends {list(code)} for {configs.clip_frames}-frame "
+                                 f"{configs.clip_size}x{configs.clip_size} clips; refit it (approxbit_fit_entropy)")
         n = int(np.prod(code))
         shapes[c.config_id] = WireShape(code, fs, (n + 7) // 8 if c.kind == "binary" else 4 * n)
     return shapes

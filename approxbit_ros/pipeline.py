@@ -15,7 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from approxbit_ros.codec.wire import BIT_ORDER_MSB_FIRST, ENCODING_BITS, ENCODING_FLOAT32, BinaryPayload, PayloadError
+from approxbit_ros.codec.wire import (BIT_ORDER_MSB_FIRST, ENCODING_BITS, ENCODING_FLOAT32, ENCODING_RANGE_CODED,
+                                      BinaryPayload, PayloadError)
 from approxbit_ros.configurations import EDGE_ONLY, Configuration, ConfigurationSet, WireShape, warm_up
 from offload_common.payload_checks import (SUPPORTED_FORMAT_VERSION, PayloadCounters, PayloadRejected,
                                            SequenceTracker, StreamLimits, check_finite)
@@ -152,10 +153,13 @@ class TorchEdgeRuntime:
 class ApproxBitEdge:
     """Clips -> the active configuration's payload (or the edge_only prediction). ``runtime``:
     what runs the edge half, ``TorchEdgeRuntime`` by default, or an ``OnnxEdgeRuntime`` of the
-    same configurations (same payloads; pre-processing is then part of the model time)."""
+    same configurations (same payloads; pre-processing is then part of the model time).
+    ``entropy_coding``: range-code the bits of configurations that have an entropy model, when
+    that is smaller than packing (clip by clip)."""
 
-    def __init__(self, configs: ConfigurationSet, config_id: str, topk: int = 5, runtime=None):
-        self.configs, self.topk = configs, topk
+    def __init__(self, configs: ConfigurationSet, config_id: str, topk: int = 5, runtime=None,
+                 entropy_coding: bool = True):
+        self.configs, self.topk, self.entropy_coding = configs, topk, entropy_coding
         self.runtime = runtime or TorchEdgeRuntime(configs)
         self.set_config(config_id)
 
@@ -180,7 +184,10 @@ class ApproxBitEdge:
         feats = rt.features(x, c.offload_point)
         t2 = rt.clock()
         codes = rt.transmitted(c, feats)
-        payload = BinaryPayload.from_floats(codes, half=False) if c.float_codes else BinaryPayload.from_bits(codes)
+        if c.float_codes:
+            payload = BinaryPayload.from_floats(codes, half=False)
+        else:
+            payload = BinaryPayload.from_bits(codes, c.entropy_model if self.entropy_coding else None)
         t3 = time.perf_counter()
         return EdgeOutput(cid, payload, c, tuple(int(s) for s in feats.shape[2:]), None, _ms(t0, t1), _ms(t1, t2),
                           _ms(t2, t3))
@@ -241,16 +248,21 @@ class ApproxBitServer:
         got = (int(offload_index), bool(spatial_encoder), int(codebook_size))
         want = (c.offload_point, c.spatial_encoder, c.codebook_size)
         self._expect(got == want, "fields", f"(offload, spatial encoder, K) {got} but {config_id} has {want}")
-        want_enc = ENCODING_BITS if c.kind == "binary" else ENCODING_FLOAT32
-        self._expect(encoding == want_enc, "encoding", f"encoding {encoding}, {config_id} sends {want_enc}")
+        want_enc = {ENCODING_FLOAT32} if c.kind != "binary" else (
+            {ENCODING_BITS, ENCODING_RANGE_CODED} if c.entropy_model is not None else {ENCODING_BITS})
+        self._expect(encoding in want_enc, "encoding", f"encoding {encoding}, {config_id} sends {sorted(want_enc)}")
         wire = self.wire_shapes[config_id]
         shape, fs = tuple(int(s) for s in shape[:8]), tuple(int(s) for s in feature_shape[:8])
         self._expect(shape == wire.code_shape and fs == wire.feature_shape, "shape",
                      f"code shape {list(shape)}, feature shape {list(fs)}; {config_id} sends "
                      f"{list(wire.code_shape)} and {list(wire.feature_shape)} for {self.configs.clip_frames}-frame "
                      f"{self.configs.clip_size}x{self.configs.clip_size} clips")
-        self._expect(data_len == wire.data_bytes, "size",
-                     f"{data_len} bytes for a {list(shape)} code (expected {wire.data_bytes})")
+        if encoding == ENCODING_RANGE_CODED:     # shorter than packed, whole 32-bit words
+            self._expect(data_len < wire.data_bytes and data_len % 4 == 0, "size",
+                         f"{data_len} range-coded bytes for a {list(shape)} code (packed: {wire.data_bytes})")
+        else:
+            self._expect(data_len == wire.data_bytes, "size",
+                         f"{data_len} bytes for a {list(shape)} code (expected {wire.data_bytes})")
         return c
 
     @torch.no_grad()
@@ -271,7 +283,7 @@ class ApproxBitServer:
             raise self.counters.reject(*refusal)
         payload = BinaryPayload(tuple(int(s) for s in fields["shape"]), data, fields["encoding"], bit_order, crc32)
         try:
-            values = payload.decode()
+            values = payload.decode(c.entropy_model)
         except PayloadError as exc:
             raise self.counters.reject("payload", str(exc)) from None
         if c.kind != "binary":

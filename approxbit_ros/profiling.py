@@ -39,9 +39,11 @@ class _Stats:
 
     def entry(self, config_id: str, method: str, deployable: bool = True) -> LutEntry:
         med = {k: float(np.median(v)) for k, v in self.ms.items()}
+        extra = {"top5": self.top5 / self.n, "clips": self.n}
+        if self.bytes and max(self.bytes) != min(self.bytes):       # range-coded or H.264: sizes vary by clip
+            extra.update(bytes_p95=float(np.percentile(self.bytes, 95)), bytes_max=int(max(self.bytes)))
         return LutEntry(config_id, method, self.top1 / self.n, float(np.mean(self.bytes)), med.get("edge", 0.0),
-                        med.get("encode", 0.0), med.get("decode", 0.0), med.get("server", 0.0), deployable,
-                        {"top5": self.top5 / self.n, "clips": self.n})
+                        med.get("encode", 0.0), med.get("decode", 0.0), med.get("server", 0.0), deployable, extra)
 
 
 def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_clips: int = 40,
@@ -49,7 +51,9 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
                            on_entry: Callable[[LutEntry], None] = None) -> LookupTable:
     """Every configuration of ``configs``, edge-only, server-only and H.264 at ``h264_qps``.
     Clips 0..clips-1 of the test split; the first ``timing_clips`` after two warm-up clips are
-    timed (batch 1, the way the nodes run)."""
+    timed (batch 1, the way the nodes run). Bytes are what the edge sends: range-coded where a
+    configuration has an entropy model and that is smaller (mean, p95 and max in ``extra``, with
+    the packed size)."""
     from tqdm import tqdm
 
     ds = SyntheticActions("test", clips)
@@ -80,7 +84,10 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
             st.add(res.prediction.topk_ids, label, len(out.payload.data), timed(i),
                    edge=out.preprocess_ms + out.model_ms, encode=out.encode_ms, decode=res.decode_ms,
                    server=res.server_ms)
-        done(st.entry(cid, "edge_only" if cid == EDGE_ONLY else configs.configurations[cid].kind))
+        entry = st.entry(cid, "edge_only" if cid == EDGE_ONLY else configs.configurations[cid].kind)
+        if cid != EDGE_ONLY and configs.configurations[cid].entropy_model is not None:
+            entry.extra["packed_bytes"] = server.wire_shapes[cid].data_bytes
+        done(entry)
     edge_only = entries[-1]
     raw_bytes = clips and int(np.prod(ds[0][0].shape))
     done(LutEntry("server_only/raw", "baseline", edge_only.accuracy, float(raw_bytes), 0.0, 0.0, 0.0,

@@ -1,7 +1,9 @@
-"""Bit-packed wire format of ApproxBit codes: the code tensor (K, T, H, W) of 0/1 values is
-packed MSB-first (``numpy.packbits``), ceil(n/8) bytes, padding bits zero, with a CRC-32. The
-fields map 1:1 onto ``edge_offload/BinaryFeatures``; decoding reproduces the bits exactly and
-rejects anything inconsistent."""
+"""Wire format of ApproxBit codes. The code tensor (K, T, H, W) of 0/1 values is either packed
+MSB-first (``numpy.packbits``), ceil(n/8) bytes, padding bits zero, or — when the configuration
+has an entropy model (``codec/entropy.py``) and that is smaller — range-coded
+(``ENCODING_RANGE_CODED``). Either way a CRC-32 covers the data bytes (seeded with the entropy
+model's fingerprint for coded data). The fields map 1:1 onto ``edge_offload/BinaryFeatures``;
+decoding reproduces the bits exactly and rejects anything inconsistent."""
 from __future__ import annotations
 
 import zlib
@@ -10,7 +12,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-ENCODING_BITS, ENCODING_FLOAT16, ENCODING_FLOAT32 = 0, 1, 2
+ENCODING_BITS, ENCODING_FLOAT16, ENCODING_FLOAT32, ENCODING_RANGE_CODED = 0, 1, 2, 3
 BIT_ORDER_MSB_FIRST = 0
 MAX_ELEMENTS = 1 << 28          # refuse absurd shapes before allocating
 
@@ -58,9 +60,17 @@ class BinaryPayload:
     crc32: int = 0
 
     @classmethod
-    def from_bits(cls, bits: np.ndarray) -> "BinaryPayload":
+    def from_bits(cls, bits: np.ndarray, entropy_model=None) -> "BinaryPayload":
+        """Packed bits; range-coded under ``entropy_model`` (a ``BitContextModel``) instead when
+        that is fewer bytes for these bits (never more than packing, clip by clip)."""
         data = pack_bits(bits)
-        return cls(tuple(int(s) for s in bits.shape), data, ENCODING_BITS, BIT_ORDER_MSB_FIRST, zlib.crc32(data))
+        shape = tuple(int(s) for s in bits.shape)
+        if entropy_model is not None:
+            coded = entropy_model.encode(bits)
+            if len(coded) < len(data):
+                return cls(shape, coded, ENCODING_RANGE_CODED, BIT_ORDER_MSB_FIRST,
+                           zlib.crc32(coded, entropy_model.fingerprint))
+        return cls(shape, data, ENCODING_BITS, BIT_ORDER_MSB_FIRST, zlib.crc32(data))
 
     @classmethod
     def from_floats(cls, x: np.ndarray, half: bool = True) -> "BinaryPayload":
@@ -69,8 +79,17 @@ class BinaryPayload:
         data = np.ascontiguousarray(x, dtype=dtype).tobytes()
         return cls(tuple(int(s) for s in x.shape), data, enc, BIT_ORDER_MSB_FIRST, zlib.crc32(data))
 
-    def decode(self) -> np.ndarray:
-        """The tensor: uint8 bits for ENCODING_BITS, float32 otherwise. Raises PayloadError."""
+    def decode(self, entropy_model=None) -> np.ndarray:
+        """The tensor: uint8 bits for ENCODING_BITS and ENCODING_RANGE_CODED (which needs the
+        configuration's ``entropy_model``), float32 otherwise. Raises PayloadError."""
+        if self.encoding == ENCODING_RANGE_CODED:
+            if entropy_model is None:
+                raise PayloadError("range-coded payload for a configuration without an entropy model")
+            if tuple(self.shape) != entropy_model.shape:
+                raise PayloadError(f"shape {list(self.shape)}, the entropy model codes {list(entropy_model.shape)}")
+            if zlib.crc32(self.data, entropy_model.fingerprint) != self.crc32:
+                raise PayloadError("CRC-32 mismatch (corrupt data, or coded under another entropy model)")
+            return entropy_model.decode(self.data)
         if zlib.crc32(self.data) != self.crc32:
             raise PayloadError("CRC-32 mismatch")
         if self.encoding == ENCODING_BITS:

@@ -53,6 +53,8 @@ PARAMETERS = (
           "device must then be cpu, onnx_providers pick the hardware)", read_only=True),
     Param("onnx_providers", ["CPUExecutionProvider"], "ONNX Runtime execution providers in order of preference "
           "(e.g. TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider)", read_only=True),
+    Param("entropy_coding", True, "range-code the bits of configurations that have an entropy model "
+          "(configs/<id>.entropy.safetensors), clip by clip whenever that is smaller than packing", read_only=True),
     Param("image_queue_depth", 32, "camera frames the subscription holds while the node is busy (sensor QoS)",
           read_only=True, range=(1, 1000)),
     Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True, range=(1, 100)),
@@ -80,7 +82,8 @@ class ApproxBitEdgeNode(Node):
             from approxbit_ros.onnx_edge import OnnxEdgeRuntime
 
             runtime = OnnxEdgeRuntime(self.configs, list(self.p.onnx_providers), self.p.torch_threads)
-        self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk, runtime=runtime)
+        self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk, runtime=runtime,
+                                  entropy_coding=self.p.entropy_coding)
         self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device)
         self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
         self.images = ImageReceiver(self.get_logger())
@@ -93,7 +96,8 @@ class ApproxBitEdgeNode(Node):
         self.worker = DropOldestWorker(self._handle_clip, self.get_logger(), "clip", self.p.queue_size)
         self.get_logger().info(f"ApproxBit edge: {len(self.configs.ids)} configurations preloaded in "
                                f"{time.perf_counter() - t:.1f} s ({', '.join(self.configs.ids)}); "
-                               f"active {self.edge.config_id}; edge half on "
+                               f"active {self.edge.config_id}; range coding for "
+                               f"{sum(c.entropy_model is not None for c in self.configs.configurations.values()) if self.p.entropy_coding else 0}; edge half on "
                                f"{', '.join(runtime.providers) if runtime else f'torch ({device})'}")
 
     def _on_image(self, msg: Image) -> None:
