@@ -228,6 +228,13 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
         checked[res.config_id] += 1
     assert all(n >= 2 for n in checked.values()), checked
     assert all(n >= 1 for n in answered.values()), answered
+    # the committed configurations have entropy models: their payloads crossed DDS range-coded
+    from edge_offload.msg import BinaryFeatures
+
+    from approxbit_ros.codec.wire import ENCODING_RANGE_CODED
+
+    assert BinaryFeatures.ENCODING_RANGE_CODED == ENCODING_RANGE_CODED
+    assert any(p.encoding == BinaryFeatures.ENCODING_RANGE_CODED for p in probe.payloads.values())
 
 
 def edge_clip_frame(rgb):
