@@ -48,6 +48,19 @@ class Configuration:
         return self.kind != "binary"
 
 
+HF_VIDEO_TYPES = ("videomae", "timesformer", "vivit")     # Hugging Face video classifiers we can split
+
+
+def _hf_video_class(model_type: str):
+    if model_type == "videomae":
+        from approxbit_ros.backbones.videomae import VideoMaeBackbone
+
+        return VideoMaeBackbone
+    from approxbit_ros.backbones.hf_video import TimesformerBackbone, VivitBackbone
+
+    return {"timesformer": TimesformerBackbone, "vivit": VivitBackbone}[model_type]
+
+
 def load_backbone(folder: str):
     """A backbone folder (config.json + model.safetensors) -> (model in eval mode, name, labels)."""
     with open(os.path.join(folder, "config.json")) as f:
@@ -57,18 +70,17 @@ def load_backbone(folder: str):
         from approxbit_ros.backbones.cnn3d import Cnn3dBackbone
 
         model = Cnn3dBackbone.from_pretrained(folder)
-    elif kind == "videomae":
-        from approxbit_ros.backbones.videomae import VideoMaeBackbone
-
+    elif kind in HF_VIDEO_TYPES:
         from safetensors import SafetensorError
 
         try:
-            model = VideoMaeBackbone.from_pretrained(folder)
+            model = _hf_video_class(kind).from_pretrained(folder)
         except (SafetensorError, OSError, ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"{folder}: not a loadable VideoMAE snapshot: {' '.join(str(exc).split())[:300]}") from None
+            raise ValueError(f"{folder}: not a loadable {kind} snapshot: {' '.join(str(exc).split())[:300]}") from None
         return model.eval(), kind, model.labels
     else:
-        raise ValueError(f"{folder}: unknown backbone model_type {kind!r}")
+        raise ValueError(f"{folder}: unknown backbone model_type {kind!r}; expected cnn3d or one of "
+                         f"{', '.join(HF_VIDEO_TYPES)}")
     labels = raw.get("labels")
     if not labels:
         from approxbit_ros.data.synthetic_actions import CLASSES
