@@ -69,7 +69,8 @@ class VideoFileSource(FrameSource):
                     raise FrameSourceError(f"cannot decode frame {i} of {self.path}: {exc}") from exc
                 if frame is None:
                     return
-                yield Frame(frame.to_ndarray(format="rgb24"), i)
+                stamp = None if frame.time is None else int(round(frame.time * 1e9))   # presentation time
+                yield Frame(frame.to_ndarray(format="rgb24"), i, stamp_ns=stamp)
                 i += 1
 
 
@@ -100,11 +101,14 @@ class ImageFolderSource(FrameSource):
 
 
 class BagSource(FrameSource):
-    """Reads ``sensor_msgs/msg/Image`` messages from a ROS 2 bag (sqlite3 or mcap) with the
-    pure-Python ``rosbags`` reader. ``topic`` may be empty when the bag has one image topic."""
+    """Reads ``sensor_msgs/msg/Image`` or ``sensor_msgs/msg/CompressedImage`` (JPEG / PNG)
+    messages from a ROS 2 bag (sqlite3 or mcap) with the pure-Python ``rosbags`` reader.
+    ``topic`` may be empty when the bag has one image topic."""
 
     name = "bag"
     IMAGE_TYPE = "sensor_msgs/msg/Image"
+    COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+    IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 
     def __init__(self, path: str, topic: str = ""):
         if not os.path.exists(path):
@@ -122,13 +126,13 @@ class BagSource(FrameSource):
         except Exception as exc:  # rosbags' own errors, a folder with no bag in it, an unreadable file
             raise FrameSourceError(f"cannot open bag {self.path}: {' '.join(str(exc).split())}") from exc
         try:
-            conns = [c for c in reader.connections if c.msgtype == self.IMAGE_TYPE]
+            conns = [c for c in reader.connections if c.msgtype in self.IMAGE_TYPES]
             if self.topic:
                 conns = [c for c in conns if c.topic == self.topic]
             if not conns:
                 raise FrameSourceError(
-                    f"no {self.IMAGE_TYPE} topic {self.topic!r} in bag {self.path}; image topics: "
-                    f"{sorted({c.topic for c in reader.connections if c.msgtype == self.IMAGE_TYPE})}"
+                    f"no image topic {self.topic!r} in bag {self.path}; image topics: "
+                    f"{sorted({c.topic for c in reader.connections if c.msgtype in self.IMAGE_TYPES})}"
                 )
             if len({c.topic for c in conns}) > 1:
                 raise FrameSourceError(
@@ -137,12 +141,22 @@ class BagSource(FrameSource):
             for i, (conn, timestamp, raw) in enumerate(reader.messages(connections=conns)):
                 msg = reader.deserialize(raw, conn.msgtype)
                 try:
-                    rgb = image_msg_to_rgb(msg)
+                    rgb = decode_compressed(msg) if conn.msgtype == self.COMPRESSED_TYPE else image_msg_to_rgb(msg)
                 except ImageConversionError as exc:
                     raise FrameSourceError(f"bag message {i} on {conn.topic}: {exc}") from exc
                 yield Frame(rgb, i, stamp_ns=int(timestamp))
         finally:
             reader.close()
+
+
+def decode_compressed(msg) -> np.ndarray:
+    """A ``sensor_msgs/CompressedImage`` (any format OpenCV decodes: jpeg, png, ...) -> RGB8."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageConversionError(f"cannot decode a {msg.format!r} CompressedImage of {len(msg.data)} bytes")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 class SyntheticSceneSource(FrameSource):

@@ -82,7 +82,8 @@ def test_position_mean_is_estimated_from_training_clips_and_saved(tmp_path):
     """The mean is the average feature map of the first clips, both sides hold it, and it
     travels through save / load."""
     from approxbit_ros.configurations import ConfigurationSet
-    from approxbit_ros.data.synthetic_actions import SyntheticActions, clip_batch
+    from approxbit_ros.data.synthetic_actions import clip_batch
+    from approxbit_ros.training.clip_data import SyntheticClipData
     from approxbit_ros.training.codec_training import estimate_position_mean
 
     torch.manual_seed(4)
@@ -90,9 +91,9 @@ def test_position_mean_is_estimated_from_training_clips_and_saved(tmp_path):
     backbone.save_pretrained(str(tmp_path))
     cfg = CodecTrainingConfig(offload_point=2, codebook_size=4, spatial_encoder=False, position_mean=True)
     model = ApproxBitConfiguration.from_training_config(backbone, cfg)
-    ds = SyntheticActions("train", 8)
-    mean = estimate_position_mean(model, ds, clips=6, batch_size=4)
-    x, _ = clip_batch(ds, list(range(6)))
+    data = SyntheticClipData(epochs=1, clips_per_epoch=8)
+    mean = estimate_position_mean(model, data, clips=6, batch_size=4)
+    x, _ = clip_batch(data.ds, list(range(6)))
     with torch.no_grad():
         want = backbone.edge(backbone.preprocess(torch.from_numpy(x)), 2).mean(0, keepdim=True)
     torch.testing.assert_close(mean, want, rtol=1e-4, atol=1e-5)

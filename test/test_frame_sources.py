@@ -104,7 +104,7 @@ def test_bag_source_reads_images_in_any_encoding(tmp_path, storage):
     assert [g.stamp_ns for g in got] == [1000, 2000]
     for g in got:
         np.testing.assert_array_equal(g.rgb, rgb)
-    with pytest.raises(FrameSourceError, match="no sensor_msgs/msg/Image topic '/nope'"):
+    with pytest.raises(FrameSourceError, match="no image topic '/nope'"):
         frames_of(BagSource(str(path), "/nope"), 1)
 
 
@@ -131,3 +131,43 @@ def test_resize_keeps_aspect_when_one_side_is_zero():
     assert resize_rgb(rgb, 50, 0).shape == (25, 50, 3)
     assert resize_rgb(rgb, 0, 50).shape == (50, 100, 3)
     assert resize_rgb(rgb, 0, 0) is rgb
+
+
+def test_bag_source_reads_compressed_images(tmp_path):
+    """sensor_msgs/CompressedImage (what a robot usually records) in a bag: PNG, lossless here."""
+    import cv2
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    Compressed = ts.types["sensor_msgs/msg/CompressedImage"]
+    Header = ts.types["std_msgs/msg/Header"]
+    Time = ts.types["builtin_interfaces/msg/Time"]
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8)
+    path = tmp_path / "bag"
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/cam/image/compressed", Compressed.__msgtype__, typestore=ts)
+        for i in range(3):
+            ok, png = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+            msg = Compressed(header=Header(stamp=Time(sec=i, nanosec=0), frame_id="cam"), format="png",
+                             data=np.frombuffer(png.tobytes(), np.uint8))
+            writer.write(conn, (i + 1) * 1000, ts.serialize_cdr(msg, Compressed.__msgtype__))
+        bad = Compressed(header=Header(stamp=Time(sec=9, nanosec=0), frame_id="cam"), format="jpeg",
+                         data=np.frombuffer(b"not a jpeg", np.uint8))
+        writer.write(conn, 9000, ts.serialize_cdr(bad, Compressed.__msgtype__))
+    src = BagSource(str(path))
+    it = iter(src)
+    got = [next(it) for _ in range(3)]
+    assert [g.stamp_ns for g in got] == [1000, 2000, 3000]
+    for g in got:
+        np.testing.assert_array_equal(g.rgb, rgb)
+    with pytest.raises(FrameSourceError, match="cannot decode a 'jpeg' CompressedImage"):
+        next(it)
+
+
+def test_video_frames_carry_their_presentation_time():
+    from footage import footage
+
+    got = frames_of(VideoFileSource(footage("bikes.mp4")), 5)
+    steps = np.diff([g.stamp_ns for g in got])
+    assert np.allclose(steps, 40_000_000, atol=1_000_000)          # 25 fps

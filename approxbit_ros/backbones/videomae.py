@@ -71,6 +71,14 @@ class VideoMaeBackbone(nn.Module):
     def labels(self):
         return [self.config.id2label[i] for i in range(self.config.num_labels)]
 
+    @property
+    def frames(self) -> int:
+        return int(self.config.num_frames)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
     def feature_channels(self, o: int) -> int:
         return self.config.hidden_size
 

@@ -188,14 +188,27 @@ class BinaryDecoder(nn.Module):
 
 
 class ApproxBitLoss(nn.Module):
-    """Eq. 3: task CE + lambda1 * reconstruction MSE + lambda2 * binary BCE."""
+    """Eq. 3: task + lambda1 * reconstruction MSE + lambda2 * binary BCE. The task term is the
+    cross-entropy with the labels; with ``temperature`` > 0 and the frozen backbone's own logits
+    (``teacher_logits``) it adds KL(teacher || ours) at that temperature (x T², Hinton et al.),
+    which is the whole task term for unlabelled clips (labels < 0): the label-free codec of
+    ApproxBit, whose backbone is frozen and so its own teacher."""
 
-    def __init__(self, lambda_recon: float = 1.0, lambda_binary: float = 1.0):
+    def __init__(self, lambda_recon: float = 1.0, lambda_binary: float = 1.0, temperature: float = 0.0):
         super().__init__()
-        self.lambda_recon, self.lambda_binary = lambda_recon, lambda_binary
+        self.lambda_recon, self.lambda_binary, self.temperature = lambda_recon, lambda_binary, temperature
 
-    def forward(self, logits, labels, features, reconstructed, x_prime):
-        task = F.cross_entropy(logits, labels)
+    def forward(self, logits, labels, features, reconstructed, x_prime, teacher_logits=None):
+        labelled = labels >= 0
+        task = F.cross_entropy(logits[labelled], labels[labelled]) if labelled.any() else logits.sum() * 0.0
+        if self.temperature > 0:
+            if teacher_logits is None:
+                raise ValueError("a distillation temperature needs the teacher's logits")
+            t = self.temperature
+            task = task + F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                                   log_target=True, reduction="batchmean") * t * t
+        elif not labelled.all():
+            raise ValueError("unlabelled clips need a distillation temperature > 0")
         recon = F.mse_loss(reconstructed, features)
         s = torch.sigmoid(x_prime)
         binary = F.binary_cross_entropy(s, torch.round(s).detach())
