@@ -48,15 +48,19 @@ class _Stats:
 
 def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_clips: int = 40,
                            h264_qps: Sequence[int] = H264_QPS, progress: bool = True,
-                           on_entry: Callable[[LutEntry], None] = None) -> LookupTable:
+                           on_entry: Callable[[LutEntry], None] = None, dataset=None,
+                           task: str = "action recognition (synthetic actions test split)") -> LookupTable:
     """Every configuration of ``configs``, edge-only, server-only and H.264 at ``h264_qps``.
     Clips 0..clips-1 of the test split; the first ``timing_clips`` after two warm-up clips are
     timed (batch 1, the way the nodes run). Bytes are what the edge sends: range-coded where a
     configuration has an entropy model and that is smaller (mean, p95 and max in ``extra``, with
-    the packed size)."""
+    the packed size). ``dataset`` (``ds[i]`` -> (clip, label)) replaces the synthetic test split,
+    e.g. ``FootageTestClips``, whose labels are the uncompressed backbone's own top-1 on unlabelled
+    footage (accuracy is then agreement with it)."""
     from tqdm import tqdm
 
-    ds = SyntheticActions("test", clips)
+    ds = dataset if dataset is not None else SyntheticActions("test", clips)
+    clips = min(clips, len(ds))
     edge, server = ApproxBitEdge(configs, EDGE_ONLY), ApproxBitServer(configs)
     bb = configs.backbone
     entries: List[LutEntry] = []
@@ -110,7 +114,30 @@ def profile_configurations(configs: ConfigurationSet, clips: int = 1300, timing_
             "device": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                       f"{torch.get_num_threads()} threads, {configs.device}",
             "labels": configs.labels}
-    return LookupTable("var", "action recognition (synthetic actions test split)", "top1", entries, meta)
+    return LookupTable("var", task, "top1", entries, meta)
+
+
+class FootageTestClips:
+    """The held-out clips of recorded footage as ``(clip, label)`` pairs for the profiler: the
+    recording's label when the footage is labelled, else the uncompressed backbone's top-1 on that
+    clip (so a configuration's "accuracy" is its agreement with the backbone)."""
+
+    def __init__(self, footage, backbone, split: str = "test", batch_size: int = 32):
+        from approxbit_ros.training.clip_data import FootageClipData
+
+        self.footage, self.split = footage, split
+        self.agreement = not footage.labelled
+        if self.agreement:
+            teacher = FootageClipData(footage, backbone, 1, batch_size=batch_size).teacher[split]
+            self.labels = teacher.argmax(1).astype(np.int64)
+        else:
+            self.labels = np.array([footage.labels[w.recording] for w in footage.windows[split]], np.int64)
+
+    def __len__(self) -> int:
+        return len(self.footage.windows[self.split])
+
+    def __getitem__(self, i: int):
+        return self.footage.clip(self.footage.windows[self.split][i]), int(self.labels[i])
 
 
 def _feature_positions(configs: ConfigurationSet, o: int) -> int:

@@ -202,3 +202,78 @@ def test_label_free_training_on_recordings_keeps_the_best_validation_epoch(recor
                         on_epoch=lambda h: states.append({k: v.clone() for k, v in model.encoder.state_dict().items()}))
     for k, v in model.encoder.state_dict().items():
         torch.testing.assert_close(v, states[1][k])
+
+
+def test_folder_labels_are_numbered_by_the_backbones_classes(recordings, tmp_path):
+    fc = FootageClips.load(find_recordings([str(recordings)], str(recordings / "labels.csv")),
+                           FootageConfig(frames=4, size=16), progress=False)
+    assert fc.labels == [0, 1] and fc.label_names == ["left", "right"]
+    fc.use_class_names(["Moving Right", "up", "moving-left", "Left", "RIGHT"])
+    assert fc.labels == [3, 4]
+    with pytest.raises(ValueError, match=r"labels \['left'\] are not classes of the backbone"):
+        fc2 = FootageClips.load(find_recordings([str(recordings)], str(recordings / "labels.csv")),
+                                FootageConfig(frames=4, size=16), progress=False)
+        fc2.use_class_names(["right", "up"])
+
+
+def test_synthetic_clips_exported_as_files_come_back_through_the_footage_path(tmp_path):
+    """tools/export_synthetic_actions.py writes the clips the committed configurations were trained
+    on as H.264 files in class folders; read back by folder label they are the same clips (within
+    a few grey levels) with the backbone's class numbers."""
+    import subprocess
+    import sys
+
+    from approxbit_ros.data.synthetic_actions import CLASSES, SyntheticActions
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, os.path.join(root, "tools", "export_synthetic_actions.py"), "--out",
+                    str(tmp_path), "--clips", "13"], check=True, capture_output=True)
+    recs = find_recordings([str(tmp_path)], "folders")
+    fc = FootageClips.load(recs, FootageConfig(frames=16, size=64, split_by="file"), progress=False)
+    fc.use_class_names(CLASSES)
+    ds = SyntheticActions("train", 13)
+    for r, frames, label in zip(recs, fc.frames, fc.labels):
+        clip, want = ds[int(os.path.basename(r.path)[-9:-4])]
+        assert label == want
+        assert np.abs(frames.astype(int) - clip).mean() < 2.0
+
+
+def test_training_clips_are_augmented_and_generic_video_can_be_mixed_in(recordings, tmp_path):
+    from approxbit_ros.backbones.cnn3d import Cnn3dBackbone, Cnn3dConfig
+    from approxbit_ros.training.clip_data import FootageClipData
+
+    backbone = Cnn3dBackbone(Cnn3dConfig(num_classes=4)).eval()
+    fc = FootageClips.load(find_recordings([str(recordings)]), FootageConfig(frames=16, size=64, segment_s=3.0),
+                           cache_dir=str(tmp_path), progress=False)
+    plain = FootageClipData(fc, backbone, 32, augment=False, batch_size=8)
+    aug = FootageClipData(fc, backbone, 32, augment=True, batch_size=8)
+    idx = list(range(8))
+    x0, _ = plain.train_batch(idx)
+    x1, _ = aug.train_batch(idx)
+    assert x0.shape == x1.shape and x1.dtype == np.uint8
+    np.testing.assert_array_equal(x0, fc.batch("train", idx)[0])
+    assert np.abs(x1.astype(int) - x0).mean() > 5                      # zoomed, flipped, re-lit, reversed
+    np.testing.assert_array_equal(aug.train_batch(idx)[0], x1)          # seeded by the batch
+    mixed = FootageClipData(fc, backbone, 32, augment=False, batch_size=8, synthetic_share=1.0)
+    xs, ys = mixed.train_batch(idx)
+    assert (ys == UNLABELLED).all() and not np.array_equal(xs, x0)
+
+
+def test_the_profiler_scores_footage_by_agreement_with_the_backbone(recordings, tmp_path):
+    from approxbit_ros.backbones.cnn3d import Cnn3dBackbone, Cnn3dConfig
+    from approxbit_ros.profiling import FootageTestClips
+
+    torch.manual_seed(1)
+    backbone = Cnn3dBackbone(Cnn3dConfig(num_classes=4)).eval()
+    fc = FootageClips.load(find_recordings([str(recordings)]), FootageConfig(frames=16, size=64, segment_s=3.0),
+                           cache_dir=str(tmp_path), progress=False)
+    clips = FootageTestClips(fc, backbone)
+    assert clips.agreement and len(clips) == len(fc.windows["test"])
+    for i in range(len(clips)):
+        clip, label = clips[i]
+        with torch.no_grad():
+            assert label == int(backbone(backbone.preprocess(torch.from_numpy(clip[None]))).argmax(1))
+    labelled = FootageClips.load(find_recordings([str(recordings)], "folders"),
+                                 FootageConfig(frames=16, size=64, segment_s=3.0), cache_dir=str(tmp_path), progress=False)
+    clips = FootageTestClips(labelled, backbone)
+    assert not clips.agreement and {clips[i][1] for i in range(len(clips))} <= {0, 1}

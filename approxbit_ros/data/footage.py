@@ -223,6 +223,18 @@ class FootageClips:
         ws = [self.windows[split][i] for i in indices]
         return np.stack([self.clip(w) for w in ws]), np.array([self.labels[w.recording] for w in ws], np.int64)
 
+    def use_class_names(self, class_names: Sequence[str]) -> None:
+        """Number the labels by ``class_names`` (the frozen backbone's classes: its classifier is
+        not retrained), matching names case-insensitively with ``_`` / ``-`` read as spaces."""
+        norm = lambda n: " ".join(n.replace("_", " ").replace("-", " ").lower().split())   # noqa: E731
+        index = {norm(n): i for i, n in enumerate(class_names)}
+        unknown = sorted({n for n in self.label_names if norm(n) not in index})
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not classes of the backbone ({len(class_names)} classes, "
+                             f"e.g. {list(class_names)[:3]}); its classifier is frozen")
+        self.labels = [index[norm(self.label_names[i])] if i != UNLABELLED else UNLABELLED for i in self.labels]
+        self.label_names = list(class_names)
+
     @property
     def labelled(self) -> bool:
         return all(lbl != UNLABELLED for lbl in self.labels)

@@ -47,10 +47,12 @@ class SyntheticClipData:
 class FootageClipData:
     metric = "agree_top1"
 
-    def __init__(self, footage: FootageClips, backbone, clips_per_epoch: int, seed: int = 0, flip: bool = True,
-                 batch_size: int = 32):
+    def __init__(self, footage: FootageClips, backbone, clips_per_epoch: int, seed: int = 0, augment: bool = True,
+                 batch_size: int = 32, synthetic_share: float = 0.0):
         self.footage, self.backbone = footage, backbone
-        self.clips_per_epoch, self.seed, self.flip = clips_per_epoch, seed, flip
+        self.clips_per_epoch, self.seed, self.augment = clips_per_epoch, seed, augment
+        self.synthetic_share = synthetic_share
+        self._synthetic = SyntheticActions("train", 10 ** 7) if synthetic_share > 0 else None
         self.labelled = footage.labelled
         if not footage.windows["train"]:
             raise ValueError(f"no training clips in the footage ({footage.summary()})")
@@ -74,11 +76,18 @@ class FootageClipData:
 
     def train_batch(self, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
         x, y = self.footage.batch("train", indices)
-        if self.flip:     # the teacher sees the same flipped clip: no label to keep consistent
-            rng = np.random.default_rng([self.seed, int(indices[0]), len(indices)])
-            mirror = rng.random(len(x)) < 0.5
-            x[mirror] = x[mirror, :, :, ::-1]
-        return x, y
+        rng = np.random.default_rng([self.seed, int(indices[0]), int(indices[-1]), len(indices)])
+        if self.augment:
+            x = augment_clips(x, rng)
+            if not self.labelled:      # a reversed clip may be another action: only without labels
+                back = rng.random(len(x)) < 0.5
+                x[back] = x[back, ::-1]
+        if self._synthetic is not None:   # generic video mixed in: unlabelled, the teacher is the target
+            mix = np.flatnonzero(rng.random(len(x)) < self.synthetic_share)
+            if len(mix):
+                syn, _ = clip_batch(self._synthetic, rng.integers(0, len(self._synthetic), len(mix)).tolist())
+                x[mix], y[mix] = syn[:, :x.shape[1]], UNLABELLED
+        return np.ascontiguousarray(x), y
 
     def mean_batches(self, clips: int, batch_size: int) -> Iterator[np.ndarray]:
         n = min(clips, len(self.footage.windows["train"]))
@@ -89,6 +98,27 @@ class FootageClipData:
     @torch.no_grad()
     def evaluate(self, predict, split: str, clips: Optional[int] = None, batch_size: int = 32) -> dict:
         return footage_agreement(predict, self.footage, split, self.teacher[split], self.majority, batch_size)
+
+
+def augment_clips(x: np.ndarray, rng: np.random.Generator, min_scale: float = 0.6) -> np.ndarray:
+    """Random zoom (a square crop of ``min_scale``..1 of the side, resized back), horizontal flip
+    and brightness / contrast, the same for every frame of a clip. The teacher sees the same
+    augmented clip, so nothing has to stay label-preserving."""
+    import cv2
+
+    out = np.empty_like(x)
+    b, t, h, w, _ = x.shape
+    for i in range(b):
+        side = int(round(h * rng.uniform(min_scale, 1.0)))
+        y0, x0 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        clip = x[i, :, y0:y0 + side, x0:x0 + side]
+        if side != h:
+            clip = np.stack([cv2.resize(np.ascontiguousarray(f), (w, h), interpolation=cv2.INTER_LINEAR) for f in clip])
+        if rng.random() < 0.5:
+            clip = clip[:, :, ::-1]
+        gain, bias = rng.uniform(0.75, 1.25), rng.uniform(-20, 20)
+        out[i] = np.clip(clip.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    return out
 
 
 @torch.no_grad()

@@ -5,6 +5,11 @@ beside the configurations (``configs/<id>.entropy.safetensors``), where the node
 find them. Lossless: accuracy does not change.
 
     approxbit_fit_entropy --backbone models/approxbit/cnn3d-actions
+
+A configuration set trained on recorded footage is fitted on that footage's own splits with
+``--footage`` (no paths: the recordings and split options of its ``footage.json``):
+
+    approxbit_fit_entropy --backbone models/approxbit/videomae-footage --footage
 """
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ import os
 import sys
 import time
 
+from approxbit_ros.training.train_configs_cli import add_footage_arguments
 from offload_common.cli import path_errors_in_one_line
 
 
 @path_errors_in_one_line("approxbit_fit_entropy")
 def main(argv=None) -> int:
+    import numpy as np
     import torch
 
     from approxbit_ros.configurations import ConfigurationSet
@@ -32,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test-clips", type=int, default=1300, help="test clips the sizes are reported on")
     ap.add_argument("--max-table-kib", type=int, default=256, help="largest probability table per configuration")
     ap.add_argument("--threads", type=int, default=2)
+    foot = add_footage_arguments(ap, "fitting on recorded footage")
+    foot.add_argument("--seed", type=int, default=0, help="seed of the footage split (as in training)")
     args = ap.parse_args(argv)
     for name in ("train_clips", "val_clips", "test_clips", "max_table_kib"):
         if getattr(args, name) < 1:
@@ -40,7 +49,22 @@ def main(argv=None) -> int:
     t_start = time.time()
     configs = ConfigurationSet.from_pretrained(args.backbone, raw_features=False)
     codes = {}
+    if args.footage is not None:
+        from approxbit_ros.profile_cli import footage_test_clips
+
+        fc = footage_test_clips(args, configs)["dataset"].footage
+        for split in ("train", "val", "test"):
+            n = len(fc.windows[split])
+            if split == "train":         # every training window would be thousands of near-copies
+                pick = np.random.default_rng(args.seed).permutation(n)[:args.train_clips]
+            else:
+                pick = np.arange(n)
+            codes[split] = collect_codes(configs, (fc.batch(split, pick[i:i + 32])[0] for i in range(0, len(pick), 32)),
+                                         progress=f"codes of {len(pick)} {split} clips", total=-(-len(pick) // 32))
+        args.train_clips, args.val_clips, args.test_clips = (len(next(iter(codes[s].values()))) for s in codes)
     for split, n in (("train", args.train_clips), ("val", args.val_clips), ("test", args.test_clips)):
+        if split in codes:
+            continue
         codes[split] = collect_codes(configs, (f for f, _ in clip_batches(SyntheticActions(split, n), n, 32)),
                                      progress=f"codes of {n} {split} clips", total=-(-n // 32))
     print(f"{'config':22s} {'model':22s} {'table':>7s} {'packed':>6s} {'coded':>7s} {'p95':>6s} {'max':>6s} "

@@ -43,6 +43,20 @@ def deepcod_codebook_size(channels: int, ratio: int) -> int:
     return k
 
 
+def add_footage_arguments(ap, title: str):
+    """``--footage`` and the options that decode and split it (shared with approxbit_profile)."""
+    foot = ap.add_argument_group(title)
+    foot.add_argument("--footage", nargs="*", default=None, help="videos, folders of videos, ROS 2 bags")
+    foot.add_argument("--labels", default="none", help="none, folders (sub-folder names) or a CSV of path,label")
+    foot.add_argument("--bag-topic", default="", help="image topic in the bags (default: their only one)")
+    foot.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame (sampling rate)")
+    foot.add_argument("--segment-s", type=float, default=4.0, help="time segments never split across splits")
+    foot.add_argument("--split-by", choices=("segment", "file"), default="segment")
+    foot.add_argument("--eval-step", type=int, default=2, help="a validation / test clip starts every n frames")
+    foot.add_argument("--cache-dir", default="build/footage_cache", help="decoded clips, reused across runs")
+    return foot
+
+
 def plan(backbone, frames: int = 16, size: int = 64):
     """FLOPs per offload point, the two points, and the eight (o, encoder, K) configurations."""
     from approxbit_ros.backbones import blank_input
@@ -81,40 +95,39 @@ def main(argv=None) -> int:
     ap.add_argument("--position-mean", action="store_true",
                     help="code features minus their per-position mean (ViT backbones: see BinaryCodecConfig)")
     ap.add_argument("--out", default="", help="output folder (default: <backbone>/configs)")
-    foot = ap.add_argument_group("training on your own recordings")
-    foot.add_argument("--footage", nargs="+", default=[], help="videos, folders of videos, ROS 2 bags")
-    foot.add_argument("--labels", default="none", help="none, folders (sub-folder names) or a CSV of path,label")
-    foot.add_argument("--bag-topic", default="", help="image topic in the bags (default: their only one)")
-    foot.add_argument("--frame-stride", type=int, default=1, help="take every n-th frame (sampling rate)")
-    foot.add_argument("--segment-s", type=float, default=4.0, help="time segments never split across splits")
-    foot.add_argument("--split-by", choices=("segment", "file"), default="segment")
-    foot.add_argument("--eval-step", type=int, default=2, help="a validation / test clip starts every n frames")
+    foot = add_footage_arguments(ap, "training on your own recordings")
     foot.add_argument("--distill-temperature", type=float, default=2.0,
                       help="KL to the backbone's own logits at this temperature (footage; 0: labels only)")
     foot.add_argument("--set-folder", default="", help="write a complete configuration set here (footage)")
-    foot.add_argument("--cache-dir", default="build/footage_cache", help="decoded clips, reused across runs")
     ap.add_argument("--checkpoint-dir", default="",
                     help="resumable training states (default: build/approxbit_ckpt/<backbone folder name>)")
     args = ap.parse_args(argv)
+    if args.footage is not None and not args.footage:
+        ap.error("--footage needs at least one video, folder or bag")
+    if args.footage and not args.set_folder:
+        ap.error("--footage needs --set-folder (the configuration set it writes)")
     torch.set_num_threads(args.threads)
-    backbone = load_backbone(args.backbone)[0]
+    backbone, _, class_names = load_backbone(args.backbone)
     frames = int(getattr(backbone, "frames", 16))
     size = int(getattr(backbone, "image_size", 64))
     data = None
     if args.footage:
-        data = footage_data(args, backbone, frames, size)
+        try:
+            data = footage_data(args, backbone, class_names, frames, size)
+        except ValueError as exc:       # no recordings, a bad option, an unreadable recording
+            ap.error(str(exc))
     cum, points, configs = plan(backbone, frames, size)
     total = cum[-1]
     print("edge FLOPs by offload point: " + ", ".join(f"o{o}={c / 1e6:.1f}M ({c / total:.0%})"
                                                        for o, c in enumerate(cum[:-1])), flush=True)
     print(f"offload points (~1/3, ~2/3 of {total / 1e6:.1f} MFLOPs): {points}", flush=True)
-    if args.footage and not args.set_folder:
-        ap.error("--footage needs --set-folder (the configuration set it writes)")
     if args.set_folder:
         copy_backbone(args.backbone, args.set_folder)
+        if args.footage:
+            write_footage_record(args, os.path.join(args.set_folder, FOOTAGE_RECORD))
     out = args.out or os.path.join(args.set_folder or args.backbone, "configs")
-    ckpt_dir = args.checkpoint_dir or os.path.join("build", "approxbit_ckpt",
-                                                   os.path.basename(os.path.normpath(args.backbone)))
+    ckpt_dir = args.checkpoint_dir or os.path.join("build", "approxbit_ckpt", os.path.basename(
+        os.path.normpath(args.set_folder or args.backbone)))        # footage runs: never the synthetic states
     shared = dict(epochs=args.epochs, clips_per_epoch=args.clips_per_epoch, seed=args.seed,
                   spatial_mixing=args.spatial_mixing, lr_schedule=args.lr_schedule,
                   position_mean=args.position_mean, lambda_recon=args.lambda_recon,
@@ -146,6 +159,17 @@ def main(argv=None) -> int:
     return 0
 
 
+FOOTAGE_RECORD = "footage.json"       # what the set was trained on: approxbit_profile --footage reads it
+FOOTAGE_OPTIONS = ("labels", "bag_topic", "frame_stride", "segment_s", "split_by", "eval_step", "seed")
+
+
+def write_footage_record(args, path: str) -> None:
+    import json
+
+    with open(path, "w") as f:
+        json.dump({"footage": list(args.footage), **{k: getattr(args, k) for k in FOOTAGE_OPTIONS}}, f, indent=1)
+
+
 def describe_scores(s: dict) -> str:
     if "agree_top1" not in s:
         return f"top-1 {s['top1']:.3f} top-5 {s['top5']:.3f}"
@@ -155,10 +179,9 @@ def describe_scores(s: dict) -> str:
     return text + (f"; accuracy top-1 {s['top1']:.3f}" if "top1" in s else "")
 
 
-def footage_data(args, backbone, frames: int, size: int):
-    """The recordings as training data, with the backbone's prediction histogram printed."""
+def load_footage(args, frames: int, size: int):
+    """The recordings ``args`` name (``--footage`` and the split options), decoded and split."""
     from approxbit_ros.data.footage import FootageClips, FootageConfig, find_recordings
-    from approxbit_ros.training.clip_data import FootageClipData, prediction_histogram
 
     recs = find_recordings(args.footage, args.labels)
     fc = FootageClips.load(recs, FootageConfig(frames=frames, size=size, frame_stride=args.frame_stride,
@@ -166,8 +189,17 @@ def footage_data(args, backbone, frames: int, size: int):
                                                eval_step=args.eval_step, bag_topic=args.bag_topic),
                            cache_dir=args.cache_dir)
     print(f"footage: {fc.summary()}", flush=True)
+    return recs, fc
+
+
+def footage_data(args, backbone, labels, frames: int, size: int):
+    """The recordings as training data, with the backbone's prediction histogram printed."""
+    from approxbit_ros.training.clip_data import FootageClipData, prediction_histogram
+
+    recs, fc = load_footage(args, frames, size)
+    if any(r.label is not None for r in recs):
+        fc.use_class_names(labels)
     data = FootageClipData(fc, backbone, args.clips_per_epoch, args.seed)
-    labels = list(backbone.labels) if hasattr(backbone, "labels") else [str(i) for i in range(10 ** 4)]
     for split in ("train", "val", "test"):
         hist, ent = prediction_histogram(data.teacher[split], labels)
         top = ", ".join(f"{k} {v:.0%}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])[:6])
