@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     from approxbit_ros.profiling import profile_configurations
     from offload_common.torch_device import resolve_device
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="approxbit_profile", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True, help="backbone folder with configs/")
     ap.add_argument("--out", required=True, help="lookup table to write (JSON)")
     ap.add_argument("--clips", type=int, default=1300, help="test clips for accuracy (multiple of 13)")

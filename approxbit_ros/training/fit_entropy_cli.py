@@ -32,7 +32,8 @@ def main(argv=None) -> int:
     from approxbit_ros.training.entropy_fitting import (collect_codes, describe, fit_entropy_model, measure,
                                                         save_entropy_model)
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="approxbit_fit_entropy", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True, help="backbone folder with configs/")
     ap.add_argument("--train-clips", type=int, default=2000, help="synthetic training clips the tables are counted on")
     ap.add_argument("--val-clips", type=int, default=390, help="validation clips that choose the model")

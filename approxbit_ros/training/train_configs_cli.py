@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                                                        evaluate_configuration, save_configuration,
                                                        train_configuration)
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="approxbit_train_configs", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True, help="trained backbone folder")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--clips-per-epoch", type=int, default=960)
@@ -183,11 +184,10 @@ def load_footage(args, frames: int, size: int):
     """The recordings ``args`` name (``--footage`` and the split options), decoded and split."""
     from approxbit_ros.data.footage import FootageClips, FootageConfig, find_recordings
 
+    config = FootageConfig(frames=frames, size=size, frame_stride=args.frame_stride, segment_s=args.segment_s,
+                           split_by=args.split_by, seed=args.seed, eval_step=args.eval_step, bag_topic=args.bag_topic)
     recs = find_recordings(args.footage, args.labels)
-    fc = FootageClips.load(recs, FootageConfig(frames=frames, size=size, frame_stride=args.frame_stride,
-                                               segment_s=args.segment_s, split_by=args.split_by, seed=args.seed,
-                                               eval_step=args.eval_step, bag_topic=args.bag_topic),
-                           cache_dir=args.cache_dir)
+    fc = FootageClips.load(recs, config, cache_dir=args.cache_dir)
     print(f"footage: {fc.summary()}", flush=True)
     return recs, fc
 

@@ -51,6 +51,24 @@ def write_vqa_table(head, action_table: str, results: dict, clips: int, path: st
           f"head {lut.meta['head_ms']:.2f} ms) -> {path}")
 
 
+def refresh_table(args, out: str, command: str) -> int:
+    """The VQA table rebuilt from the current action table (bytes, times) and the accuracies of the
+    VQA table already in ``out``; the head's latency is measured again."""
+    from approxbit_ros.vqa.model import VqaHead
+    from offload_common.lookup_table import LookupTable
+
+    path = os.path.join(out, "lut_cpu.json")
+    old = LookupTable.load(path)
+    results = {e.config_id: {"all": e.accuracy, "action_top1": e.extra["action_top1"],
+                             **{k[len("vqa/"):]: v for k, v in e.extra.items() if k.startswith("vqa/")}}
+               for e in old.entries}
+    clips = int(old.entries[0].extra["clips"])
+    action_table = args.action_table or os.path.join(args.backbone, "lut_cpu.json")
+    write_vqa_table(VqaHead.from_pretrained(out), action_table, results, clips, path,
+                    f"{command} (accuracies from: {old.meta.get('command', 'the previous table')})")
+    return 0
+
+
 @path_errors_in_one_line("approxbit_train_vqa")
 def main(argv=None) -> int:
     import torch
@@ -78,12 +96,17 @@ def main(argv=None) -> int:
                     help="action lookup table for the VQA table's bytes and times (default <backbone>/lut_cpu.json "
                          "when it exists; 'none': write no VQA table)")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the head already in --out")
+    ap.add_argument("--refresh-table", action="store_true",
+                    help="only rewrite <out>/lut_cpu.json with the action table's current bytes and times, keeping "
+                         "the VQA accuracies it holds (after a change that cannot move them, e.g. lossless coding)")
     args = ap.parse_args(argv)
     if min(args.train_clips, args.epochs, args.eval_clips) < 1:
         ap.error("--train-clips, --epochs and --eval-clips must be positive")
     torch.set_num_threads(args.threads)
-    configs = ConfigurationSet.from_pretrained(args.backbone)
     out = args.out or vqa_folder(args.backbone)
+    if args.refresh_table:
+        return refresh_table(args, out, "approxbit_train_vqa " + " ".join(sys.argv[1:] if argv is None else argv))
+    configs = ConfigurationSet.from_pretrained(args.backbone)
     cfg = VqaTrainingConfig(train_clips=args.train_clips, epochs=args.epochs, lr=args.lr, seed=args.seed,
                             eval_clips=args.eval_clips, train_on=args.train_on)
     t0 = time.time()
