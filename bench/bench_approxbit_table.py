@@ -4,6 +4,8 @@ table — payload bytes, compression ratio, top-1 / top-5 on the test split, edg
 and the total latency by Eq. 1 at 3, 6 and 50 Mbit/s — plus an accuracy-vs-latency Pareto plot
 per bandwidth (PNG).
 
+Bytes: what the edge sends, mean per clip: range-coded for the binary configurations with an
+entropy model (``packed``: the same bits packed eight to a byte, as the paper sends them).
 Ratio: against the float32 feature map at the configuration's offload point (ApproxBit, DNN-
 Surgery, DeepCOD), against the raw uint8 clip for video baselines.
 
@@ -43,7 +45,7 @@ def label(e) -> str:
 
 
 def print_table(lut: LookupTable) -> None:
-    head = (f"{'method':12s} {'config':24s} {'bytes':>8s} {'ratio':>10s} {'top-1':>6s} {'top-5':>6s} "
+    head = (f"{'method':12s} {'config':24s} {'bytes':>8s} {'packed':>7s} {'ratio':>10s} {'top-1':>6s} {'top-5':>6s} "
             f"{'edge ms':>8s} {'srv ms':>7s} " + " ".join(f"{f'{b:g} Mb/s':>9s}" for b in BANDWIDTHS))
     print(f"backbone {lut.meta.get('backbone')}, {lut.meta.get('device')}; {lut.entries[0].extra.get('clips')} "
           f"test clips; Eq. 1 totals in ms")
@@ -51,7 +53,8 @@ def print_table(lut: LookupTable) -> None:
     print("-" * len(head))
     for e in lut.entries:
         totals = " ".join(f"{e.latency_ms(b):9.1f}" for b in BANDWIDTHS)
-        print(f"{label(e):12s} {e.config_id:24s} {e.bytes:8.0f} {ratio(lut, e):>10s} {100 * e.accuracy:6.1f} "
+        packed = f"{e.extra['packed_bytes']:7.0f}" if "packed_bytes" in e.extra else f"{'':7s}"
+        print(f"{label(e):12s} {e.config_id:24s} {e.bytes:8.0f} {packed} {ratio(lut, e):>10s} {100 * e.accuracy:6.1f} "
               f"{100 * e.extra.get('top5', 0):6.1f} {e.edge_part_ms:8.2f} {e.server_part_ms:7.2f} "
               f"{totals}")
 
