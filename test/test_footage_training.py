@@ -277,3 +277,16 @@ def test_the_profiler_scores_footage_by_agreement_with_the_backbone(recordings, 
                                  FootageConfig(frames=16, size=64, segment_s=3.0), cache_dir=str(tmp_path), progress=False)
     clips = FootageTestClips(labelled, backbone)
     assert not clips.agreement and {clips[i][1] for i in range(len(clips))} <= {0, 1}
+
+
+def test_labelled_clips_are_never_mirrored_or_reversed():
+    """Moving left mirrored is moving right: with labels only zoom and lighting change a clip."""
+    from approxbit_ros.training.clip_data import augment_clips
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((64, 2, 16, 16, 3), np.uint8)
+    x[:, :, :, :4] = 200                                        # a bright left edge in every clip
+    for flip, mirrored in ((False, 0), (True, 1)):
+        out = augment_clips(x.copy(), rng, flip=flip)
+        right_brighter = (out[:, 0, :, -2:].mean((1, 2, 3)) > out[:, 0, :, :2].mean((1, 2, 3)))
+        assert (right_brighter.sum() > 10) == bool(mirrored)

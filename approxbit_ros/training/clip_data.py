@@ -3,10 +3,10 @@
 - ``SyntheticClipData``: the synthetic action clips (fresh clips every epoch, labels); scored by
   top-1 / top-5 accuracy.
 - ``FootageClipData``: the user's recordings (``data/footage.py``), labelled or not; training
-  clips are random windows of the train segments (horizontally flipped at random); scored by
-  agreement with the uncompressed backbone on the same clip (top-1, teacher's top-1 within the
-  top-5, on clips whose teacher class is not the footage's most frequent one), KL to the
-  backbone, and accuracy where there are labels.
+  clips are random windows of the train segments (zoomed, re-lit, and without labels also
+  mirrored or reversed); scored by agreement with the uncompressed backbone on the same clip
+  (top-1, teacher's top-1 within the top-5, on clips whose teacher class is not the footage's
+  most frequent one), KL to the backbone, and accuracy where there are labels.
 """
 from __future__ import annotations
 
@@ -77,9 +77,9 @@ class FootageClipData:
     def train_batch(self, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
         x, y = self.footage.batch("train", indices)
         rng = np.random.default_rng([self.seed, int(indices[0]), int(indices[-1]), len(indices)])
-        if self.augment:
-            x = augment_clips(x, rng)
-            if not self.labelled:      # a reversed clip may be another action: only without labels
+        if self.augment:               # mirrored or reversed, a clip may be another action: only without labels
+            x = augment_clips(x, rng, flip=not self.labelled)
+            if not self.labelled:
                 back = rng.random(len(x)) < 0.5
                 x[back] = x[back, ::-1]
         if self._synthetic is not None:   # generic video mixed in: unlabelled, the teacher is the target
@@ -100,10 +100,11 @@ class FootageClipData:
         return footage_agreement(predict, self.footage, split, self.teacher[split], self.majority, batch_size)
 
 
-def augment_clips(x: np.ndarray, rng: np.random.Generator, min_scale: float = 0.6) -> np.ndarray:
+def augment_clips(x: np.ndarray, rng: np.random.Generator, min_scale: float = 0.6, flip: bool = True) -> np.ndarray:
     """Random zoom (a square crop of ``min_scale``..1 of the side, resized back), horizontal flip
-    and brightness / contrast, the same for every frame of a clip. The teacher sees the same
-    augmented clip, so nothing has to stay label-preserving."""
+    (``flip``) and brightness / contrast, the same for every frame of a clip. The teacher sees the
+    same augmented clip; labels do not follow a mirrored clip (moving left becomes moving right),
+    so labelled footage is not flipped."""
     import cv2
 
     out = np.empty_like(x)
@@ -114,7 +115,7 @@ def augment_clips(x: np.ndarray, rng: np.random.Generator, min_scale: float = 0.
         clip = x[i, :, y0:y0 + side, x0:x0 + side]
         if side != h:
             clip = np.stack([cv2.resize(np.ascontiguousarray(f), (w, h), interpolation=cv2.INTER_LINEAR) for f in clip])
-        if rng.random() < 0.5:
+        if flip and rng.random() < 0.5:
             clip = clip[:, :, ::-1]
         gain, bias = rng.uniform(0.75, 1.25), rng.uniform(-20, 20)
         out[i] = np.clip(clip.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
