@@ -15,31 +15,21 @@ Token order inside the models (what ``_to_map`` / ``_to_tokens`` undo): TimeSfor
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from approxbit_ros.backbones.videomae import ATTENTION, DEFAULT_MEAN, DEFAULT_STD
+from approxbit_ros.backbones.hf_base import (ATTENTION, DEFAULT_MEAN, DEFAULT_STD, HfVideoBackbone,
+                                             read_normalisation)
 
 
-class ClsVideoTransformer(nn.Module):
+class ClsVideoTransformer(HfVideoBackbone):
     """Common split logic; subclasses name the model's parts and its token order."""
 
     model_type = ""
     token_order = "thw"           # order of the patch tokens after [CLS]
-
-    def __init__(self, model, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
-        super().__init__()
-        self.model = model
-        self.config = model.config
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
-
-    # --- what a subclass provides ---------------------------------------------------------
     grid: Tuple[int, int, int]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,36 +42,9 @@ class ClsVideoTransformer(nn.Module):
     def final_norm(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    # --- the interface ---------------------------------------------------------------------
     @property
     def num_blocks(self) -> int:
         return len(self.layers)
-
-    @property
-    def labels(self):
-        return [self.config.id2label[i] for i in range(self.config.num_labels)]
-
-    @property
-    def frames(self) -> int:
-        return int(self.config.num_frames)
-
-    @property
-    def image_size(self) -> int:
-        s = self.config.image_size
-        return int(s[0] if isinstance(s, (list, tuple)) else s)
-
-    def feature_channels(self, o: int) -> int:
-        return int(self.config.hidden_size)
-
-    def preprocess(self, clips_uint8: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W, 3) uint8 -> (B, T, 3, S, S) normalised, resized to the model's image size."""
-        x = clips_uint8.permute(0, 1, 4, 2, 3).float().div(255.0)
-        b, t, c, h, w = x.shape
-        s = self.image_size
-        if (h, w) != (s, s):
-            x = F.interpolate(x.reshape(b * t, c, h, w), size=(s, s), mode="bilinear",
-                              align_corners=False).reshape(b, t, c, s, s)
-        return (x - self.mean) / self.std
 
     def _to_map(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, 1 + N, D) -> (B, D, 1 + T', H', W'): [CLS] broadcast as the leading slice."""
@@ -130,15 +93,6 @@ class ClsVideoTransformer(nn.Module):
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
         return self.classify_map(self.finish(h, o))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.server(self.edge(x, 0), 0)
-
-    def save_pretrained(self, folder: str, extra: dict = None) -> None:
-        self.model.save_pretrained(folder, safe_serialization=True)
-        if extra:
-            with open(os.path.join(folder, "training.json"), "w") as f:
-                json.dump(extra, f, indent=1)
-
     @classmethod
     def from_config(cls, config) -> "ClsVideoTransformer":
         config._attn_implementation = ATTENTION
@@ -159,13 +113,7 @@ class ClsVideoTransformer(nn.Module):
         check_model_size(lambda: model_cls(config), os.path.join(folder, WEIGHTS_NAME),
                          os.path.join(folder, "config.json"))
         model = model_cls.from_pretrained(folder, local_files_only=True, attn_implementation=ATTENTION)
-        mean, std = DEFAULT_MEAN, DEFAULT_STD
-        proc = os.path.join(folder, "preprocessor_config.json")
-        if os.path.exists(proc):
-            with open(proc) as f:
-                raw = json.load(f)
-            mean, std = raw.get("image_mean", mean), raw.get("image_std", std)
-        return cls(model, mean, std).eval()
+        return cls(model, *read_normalisation(folder)).eval()
 
 
 class TimesformerBackbone(ClsVideoTransformer):

@@ -11,19 +11,13 @@ backbones.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-# eager attention: plain matmuls, which torch's FLOP counter sees and every transformers version has
-ATTENTION = "eager"
-TRAINING_NAME = "training.json"     # our training record, beside HF's config.json
-# VideoMAEImageProcessor's defaults (ImageNet), used when the snapshot has no preprocessor file
-DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from approxbit_ros.backbones.hf_base import (ATTENTION, DEFAULT_MEAN, DEFAULT_STD,
+                                             HfVideoBackbone, read_normalisation)
 
 
 def small_videomae_config(num_classes: int, labels: Optional[Sequence[str]] = None, frames: int = 16,
@@ -42,19 +36,15 @@ def small_videomae_config(num_classes: int, labels: Optional[Sequence[str]] = No
                           label2id={n: i for i, n in enumerate(labels)})
 
 
-class VideoMaeBackbone(nn.Module):
+class VideoMaeBackbone(HfVideoBackbone):
     """``edge(x, o)``: patch embedding + layers[:o] -> (B, D, T', H', W');
     ``server(h, o)``: layers[o:] + pooling + classifier (logits), which is ``classify_map(finish(h, o))``."""
 
     def __init__(self, model, mean: Sequence[float] = DEFAULT_MEAN, std: Sequence[float] = DEFAULT_STD):
-        super().__init__()
-        self.model = model                      # VideoMAEForVideoClassification
+        super().__init__(model, mean, std)      # VideoMAEForVideoClassification
         cfg = model.config
-        self.config = cfg
         self.grid = (cfg.num_frames // cfg.tubelet_size, cfg.image_size // cfg.patch_size,
                      cfg.image_size // cfg.patch_size)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 1, 3, 1, 1), persistent=False)
 
     @classmethod
     def from_config(cls, config) -> "VideoMaeBackbone":
@@ -66,31 +56,6 @@ class VideoMaeBackbone(nn.Module):
     @property
     def num_blocks(self) -> int:
         return self.config.num_hidden_layers
-
-    @property
-    def labels(self):
-        return [self.config.id2label[i] for i in range(self.config.num_labels)]
-
-    @property
-    def frames(self) -> int:
-        return int(self.config.num_frames)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config.image_size)
-
-    def feature_channels(self, o: int) -> int:
-        return self.config.hidden_size
-
-    def preprocess(self, clips_uint8: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W, 3) uint8 -> (B, T, 3, S, S) normalised, resized to the model's image size."""
-        x = clips_uint8.permute(0, 1, 4, 2, 3).float().div(255.0)
-        b, t, c, h, w = x.shape
-        s = self.config.image_size
-        if (h, w) != (s, s):
-            x = F.interpolate(x.reshape(b * t, c, h, w), size=(s, s), mode="bilinear",
-                              align_corners=False).reshape(b, t, c, s, s)
-        return (x - self.mean) / self.std
 
     def edge(self, x: torch.Tensor, o: int) -> torch.Tensor:
         h = self.model.videomae.embeddings(x, None)
@@ -122,16 +87,6 @@ class VideoMaeBackbone(nn.Module):
     def server(self, h: torch.Tensor, o: int) -> torch.Tensor:
         return self.classify_map(self.finish(h, o))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.server(self.edge(x, 0), 0)
-
-    def save_pretrained(self, folder: str, extra: dict = None) -> None:
-        """HF's own snapshot layout (config.json + model.safetensors) plus our training record."""
-        self.model.save_pretrained(folder, safe_serialization=True)
-        if extra:
-            with open(os.path.join(folder, TRAINING_NAME), "w") as f:
-                json.dump(extra, f, indent=1)
-
     @classmethod
     def from_pretrained(cls, folder: str) -> "VideoMaeBackbone":
         """A local snapshot folder; its config is checked against its weights before anything is
@@ -150,13 +105,7 @@ class VideoMaeBackbone(nn.Module):
         check_model_size(lambda: VideoMAEForVideoClassification(config), weights, cfg_path)
         model = VideoMAEForVideoClassification.from_pretrained(folder, local_files_only=True,
                                                                attn_implementation=ATTENTION)
-        mean, std = DEFAULT_MEAN, DEFAULT_STD
-        proc = os.path.join(folder, "preprocessor_config.json")
-        if os.path.exists(proc):
-            with open(proc) as f:
-                raw = json.load(f)
-            mean, std = raw.get("image_mean", mean), raw.get("image_std", std)
-        return cls(model, mean, std).eval()
+        return cls(model, *read_normalisation(folder)).eval()
 
 
 def _hidden(out):
