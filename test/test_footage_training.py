@@ -277,6 +277,11 @@ def test_the_profiler_scores_footage_by_agreement_with_the_backbone(recordings, 
                                  FootageConfig(frames=16, size=64, segment_s=3.0), cache_dir=str(tmp_path), progress=False)
     clips = FootageTestClips(labelled, backbone)
     assert not clips.agreement and {clips[i][1] for i in range(len(clips))} <= {0, 1}
+    from approxbit_ros.training.clip_data import FootageClipData
+
+    # with labels the epoch is chosen by accuracy, without by agreement with the backbone
+    assert FootageClipData(labelled, backbone, 8).metric == "top1"
+    assert FootageClipData(fc, backbone, 8).metric == "agree_top1"
 
 
 def test_labelled_clips_are_never_mirrored_or_reversed():

@@ -45,7 +45,6 @@ class SyntheticClipData:
 
 
 class FootageClipData:
-    metric = "agree_top1"
 
     def __init__(self, footage: FootageClips, backbone, clips_per_epoch: int, seed: int = 0, augment: bool = True,
                  batch_size: int = 32, synthetic_share: float = 0.0):
@@ -54,6 +53,7 @@ class FootageClipData:
         self.synthetic_share = synthetic_share
         self._synthetic = SyntheticActions("train", 10 ** 7) if synthetic_share > 0 else None
         self.labelled = footage.labelled
+        self.metric = "top1" if self.labelled else "agree_top1"      # chooses the epoch on validation
         if not footage.windows["train"]:
             raise ValueError(f"no training clips in the footage ({footage.summary()})")
         self.teacher = {s: self._teacher(s, batch_size) for s in ("train", "val", "test")}
