@@ -24,13 +24,12 @@ from approxbit_ros.training.train_configs_cli import (FOOTAGE_OPTIONS, FOOTAGE_R
 from offload_common.cli import path_errors_in_one_line
 
 
-def footage_test_clips(args, configs) -> dict:
-    """``dataset`` and ``task`` for the profiler: the footage's held-out clips. With ``--footage``
-    and no paths, the recordings and split options come from the set's footage.json."""
+def footage_of(args, configs):
+    """The recordings ``--footage`` names, decoded and split (labels numbered by the set's classes).
+    With ``--footage`` and no paths, the recordings and split options the set was trained with
+    (its footage.json)."""
     import json
     import os
-
-    from approxbit_ros.profiling import FootageTestClips
 
     if not args.footage:
         record = os.path.join(args.backbone, FOOTAGE_RECORD)
@@ -44,6 +43,14 @@ def footage_test_clips(args, configs) -> dict:
     recs, fc = load_footage(args, configs.clip_frames, configs.clip_size)
     if any(r.label is not None for r in recs):
         fc.use_class_names(configs.labels)
+    return fc
+
+
+def footage_test_clips(args, configs) -> dict:
+    """``dataset`` and ``task`` for the profiler: the footage's held-out clips."""
+    from approxbit_ros.profiling import FootageTestClips
+
+    fc = footage_of(args, configs)
     clips = FootageTestClips(fc, configs.backbone)
     what = "agreement with the uncompressed backbone" if clips.agreement else "accuracy"
     return {"dataset": clips, "task": f"action recognition ({what}, {len(clips)} held-out clips of "

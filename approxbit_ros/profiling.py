@@ -123,13 +123,12 @@ class FootageTestClips:
     clip (so a configuration's "accuracy" is its agreement with the backbone)."""
 
     def __init__(self, footage, backbone, split: str = "test", batch_size: int = 32):
-        from approxbit_ros.training.clip_data import FootageClipData
+        from approxbit_ros.training.clip_data import teacher_logits
 
         self.footage, self.split = footage, split
         self.agreement = not footage.labelled
         if self.agreement:
-            teacher = FootageClipData(footage, backbone, 1, batch_size=batch_size).teacher[split]
-            self.labels = teacher.argmax(1).astype(np.int64)
+            self.labels = teacher_logits(footage, backbone, split, batch_size).argmax(1).astype(np.int64)
         else:
             self.labels = np.array([footage.labels[w.recording] for w in footage.windows[split]], np.int64)
 

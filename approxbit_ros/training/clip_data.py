@@ -56,19 +56,9 @@ class FootageClipData:
         self.metric = "top1" if self.labelled else "agree_top1"      # chooses the epoch on validation
         if not footage.windows["train"]:
             raise ValueError(f"no training clips in the footage ({footage.summary()})")
-        self.teacher = {s: self._teacher(s, batch_size) for s in ("train", "val", "test")}
+        self.teacher = {s: teacher_logits(footage, backbone, s, batch_size) for s in ("train", "val", "test")}
         every = np.concatenate([self.teacher[s].argmax(1) for s in self.teacher if len(self.teacher[s])])
         self.majority = int(np.bincount(every).argmax())
-
-    @torch.no_grad()
-    def _teacher(self, split: str, batch_size: int) -> np.ndarray:
-        """The uncompressed backbone's logits for every clip of ``split`` (computed once)."""
-        n = len(self.footage.windows[split])
-        out = []
-        for s in range(0, n, batch_size):
-            x, _ = self.footage.batch(split, range(s, min(n, s + batch_size)))
-            out.append(self.backbone(self.backbone.preprocess(torch.from_numpy(x))).float().numpy())
-        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, epoch])
@@ -98,6 +88,17 @@ class FootageClipData:
     @torch.no_grad()
     def evaluate(self, predict, split: str, clips: Optional[int] = None, batch_size: int = 32) -> dict:
         return footage_agreement(predict, self.footage, split, self.teacher[split], self.majority, batch_size)
+
+
+@torch.no_grad()
+def teacher_logits(footage: FootageClips, backbone, split: str, batch_size: int = 32) -> np.ndarray:
+    """The uncompressed backbone's logits for every clip of ``split``."""
+    n = len(footage.windows[split])
+    out = []
+    for s in range(0, n, batch_size):
+        x, _ = footage.batch(split, range(s, min(n, s + batch_size)))
+        out.append(backbone(backbone.preprocess(torch.from_numpy(x))).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
 
 
 def augment_clips(x: np.ndarray, rng: np.random.Generator, min_scale: float = 0.6, flip: bool = True) -> np.ndarray:
@@ -161,4 +162,4 @@ def prediction_histogram(teacher: np.ndarray, labels: Sequence[str]) -> Tuple[Di
     return {labels[i]: float(v) for i, v in enumerate(p) if v > 0}, float(-(nz * np.log2(nz)).sum())
 
 
-__all__ = ["FootageClipData", "SyntheticClipData", "footage_agreement", "prediction_histogram"]
+__all__ = ["FootageClipData", "SyntheticClipData", "footage_agreement", "prediction_histogram", "teacher_logits"]

@@ -51,9 +51,9 @@ def main(argv=None) -> int:
     configs = ConfigurationSet.from_pretrained(args.backbone, raw_features=False)
     codes = {}
     if args.footage is not None:
-        from approxbit_ros.profile_cli import footage_test_clips
+        from approxbit_ros.profile_cli import footage_of
 
-        fc = footage_test_clips(args, configs)["dataset"].footage
+        fc = footage_of(args, configs)
         for split in ("train", "val", "test"):
             n = len(fc.windows[split])
             if split == "train":         # every training window would be thousands of near-copies
