@@ -17,7 +17,8 @@ NODES = {
     "approxbit_server": "approxbit_ros.nodes.server_node:main",
     "link_monitor": "offload_common.nodes.link_monitor:main",
     "link_echo": "offload_common.nodes.link_echo:main",
-    "experiment_recorder": "offload_common.nodes.experiment_recorder:main",
+    "sla_scheduler": "offload_common.nodes.sla_scheduler:main",
+    "offload_recorder": "offload_common.nodes.offload_recorder:main",
 }
 
 # command-line tools (not ROS nodes)
@@ -32,6 +33,8 @@ COMMANDS = {
     "approxbit_fit_entropy": "approxbit_ros.training.fit_entropy_cli:main",
     "approxbit_adaptive_experiment": "approxbit_ros.experiments.adaptive_cli:main",
     "h2c_adaptive_experiment": "how2compress_ros.experiments.adaptive_cli:main",
+    "offload_report": "offload_common.recording.report_cli:main",
+    "offload_replay": "offload_common.recording.replay_cli:main",
 }
 
 setup(

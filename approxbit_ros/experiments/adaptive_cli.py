@@ -1,6 +1,6 @@
 """approxbit_adaptive_experiment: ApproxBit's Fig. 9 on our models, over a real emulated link.
 
-The edge (camera_source, approxbit_edge, link_monitor, experiment_recorder) runs in one network
+The edge (camera_source, approxbit_edge, link_monitor, offload_recorder, sla_scheduler) runs in one network
 namespace, the server (approxbit_server, link_echo) in another, joined by a tbf-shaped veth pair
 (plus the user-space delay / loss relay with --delay-ms / --loss). approxbit_edge runs under a
 CPU quota (--edge-cpu, default 0.2 of a core) so the edge is the weak device of the paper; the
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
                         overrides={"backbone_path": backbone, "torch_threads": 1, "config_id": "edge_only",
                                    **question})],
             echo=False, prefix=s.edge_model_prefix, env=s.env)
-        edge = ProcessGraph([s.monitor, s.recorder,
+        edge = ProcessGraph([s.monitor, s.recorder, s.scheduler,
             NodeProcess("camera_source", "camera_source", config_path("camera_actions.yaml"), overrides={
                 "rate_hz": args.camera_hz, "width": 64, "height": 64, "ground_truth_log": truth,
                 "wait_for_subscribers": 1})],

@@ -1,7 +1,7 @@
 """h2c_adaptive_experiment: the link monitor driving the How2Compress ("det") stream over a real
 emulated link, with measured vs predicted latency.
 
-The edge (camera_source playing a real clip, h2c_edge, link_monitor, experiment_recorder) runs in
+The edge (camera_source playing a real clip, h2c_edge, link_monitor, offload_recorder, sla_scheduler) runs in
 one network namespace, the server (h2c_server, link_echo) in another, joined by a tbf-shaped veth
 pair. h2c_edge (EA model, x264, and the edge-only detector) runs under a CPU quota (--edge-cpu)
 so the edge is the weak device; the monitor's ``edge_scale`` is the EA model's time inside vs
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                 "model_path": model, "config_id": "edge_only", "map_reuse": args.map_reuse, "torch_threads": 1,
                 "fps": args.camera_hz, "edge_detector": "ssdlite", "edge_score_threshold": 0.5})],
             echo=False, prefix=s.edge_model_prefix, env=s.env)
-        edge = ProcessGraph([s.monitor, s.recorder,
+        edge = ProcessGraph([s.monitor, s.recorder, s.scheduler,
             NodeProcess("camera_source", "camera_source", config_path("camera_source.yaml"), overrides={
                 "source": "video", "uri": video, "loop": True, "rate_hz": args.camera_hz, "width": width,
                 "height": height, "wait_for_subscribers": 1})],

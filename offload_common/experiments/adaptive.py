@@ -4,15 +4,19 @@ The stream's CLI builds its nodes; this module provides the rest: an "edge" and 
 network namespace joined by a tbf-shaped veth pair (plus the user-space delay / loss relay), a
 CFS CPU quota for the edge's model node so the edge is the weak device, the monitor's measured
 ``edge_scale``, the bandwidth trace (levels in turn, fluctuating, repeated) and an SLA schedule
-(one phase per SLA kind), an optional link cut, and the scoring: record.jsonl, summary.json
-(SLA violations, switches, measured vs predicted latency per rate level and configuration,
-fall-back / recovery times) and a Fig. 9-style plot. Needs root (namespaces, tc, cgroups).
+(one phase per SLA kind) or a recorded link (``--trace``, e.g. ``offload_replay --link-trace`` of
+a field run), optional link cuts, and the scoring: ``offload_recorder`` records the run to
+``bag/`` and the report of that bag (``recording/report.py``, what ``offload_report`` makes) is
+the run's summary.json (SLA violations, switches, measured vs predicted latency per rate level
+and configuration, fall-back / recovery times), report.html and the Fig. 9-style plot. Needs
+root (namespaces, tc, cgroups).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -46,10 +50,46 @@ def add_arguments(ap: argparse.ArgumentParser, *, out: str, levels: str, sla_lat
     ap.add_argument("--loss", type=float, default=0.0, help="frame loss each way (user-space relay)")
     ap.add_argument("--cut-at", type=float, default=-1.0, help="cut the link at this second (negative: never)")
     ap.add_argument("--cut-for", type=float, default=10.0, help="seconds the link stays cut")
+    ap.add_argument("--trace", default="",
+                    help="play this rate trace (time_s,mbps[,link_up] CSV, e.g. offload_replay --link-trace of a "
+                         "field run; rows with link_up 0 cut the link) instead of the levels")
     ap.add_argument("--warmup-s", type=float, default=20.0, help="seconds at the first level before the trace")
     ap.add_argument("--dds-profile", default="",
                     help="Fast DDS XML profile for every node of the run (e.g. config/fastdds_thin_link.xml)")
+    ap.add_argument("--payload-budget-mb", type=int, default=64,
+                    help="MiB of payloads the run's recording may hold (offload_recorder's payload_budget_bytes)")
     ap.add_argument("--seed", type=int, default=0)
+
+
+#: what the adaptive experiments record (payloads within --payload-budget-mb)
+RECORDED_TOPICS = ["action_results", "detections", "vqa_answers", "offload_config", "link_receipts", "link_probe",
+                   "keyframe_request", "/diagnostics", "/rosout", "/parameter_events", "binary_features",
+                   "encoded_frames"]
+
+
+def load_trace_with_cuts(path: str):
+    """A rate trace CSV (``time_s,mbps[,link_up]``) as (RateTrace, [(cut at s, cut for s)]): the
+    rows with ``link_up`` 0 become link cuts, from the first such row to the next row with it 1."""
+    import csv
+
+    from offload_common.link_trace import RateTrace
+
+    trace = RateTrace.from_csv(path)
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
+    rows = [r for r in rows if r[0].replace(".", "", 1).lstrip("-").isdigit()]
+    cuts, down = [], None
+    for r in rows:
+        up = len(r) < 3 or r[2].strip() not in ("0", "false", "False")
+        t = float(r[0])
+        if not up and down is None:
+            down = t
+        elif up and down is not None:
+            cuts.append((down, t - down))
+            down = None
+    if down is not None:
+        cuts.append((down, max(1.0, trace.duration_s - down)))
+    return trace, cuts
 
 
 def print_median_ms(fn: Callable[[], object], runs: int, warmup: int = 2) -> float:
@@ -86,7 +126,8 @@ class ExperimentSetup:
     edge_prefix: List[str]            # edge namespace
     edge_model_prefix: List[str]      # edge namespace under the CPU quota
     monitor: NodeProcess              # link_monitor, configured for the run
-    recorder: NodeProcess             # experiment_recorder, configured for the run
+    recorder: NodeProcess             # offload_recorder, recording the run to <out>/bag
+    scheduler: NodeProcess            # sla_scheduler, playing the run's SLA schedule
 
 
 #: the stream's CLI returns (server graph, edge model graph, edge graph, key of the camera node)
@@ -104,10 +145,11 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
     ground-truth log) is removed before and scored after; ``scored`` and ``truth_answer`` say which
     records are the stream's results and what a correct one carries (``analysis.load_run``)."""
     from offload_common.cpu_limit import CpuLimit, cpu_limit_available
-    from offload_common.experiments.analysis import load_run, plot, summarize
+    from offload_common.experiments.analysis import plot
     from offload_common.link_trace import TracePlayer, fig9_trace
     from offload_common.lookup_table import LookupTable
     from offload_common.netns_link import EmulatedLink, netns_available
+    from offload_common.recording.report import EXPERIMENT_FILE, ExperimentInfo, build_report, load_recorded_run
 
     if args.dds_profile and not os.path.isfile(args.dds_profile):
         raise FileNotFoundError(f"--dds-profile {args.dds_profile}: no such file")
@@ -116,12 +158,19 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
         print(f"{command.split(' ')[0] or 'adaptive experiment'}: {why}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    record = os.path.abspath(os.path.join(args.out, "record.jsonl"))
-    for p in (record, truth_path):
+    bag = os.path.abspath(os.path.join(args.out, "bag"))
+    if os.path.isdir(bag):
+        shutil.rmtree(bag)
+    for p in (os.path.join(args.out, "record.jsonl"), truth_path):
         if p and os.path.exists(p):
             os.remove(p)
     levels = [float(x) for x in args.levels.split(",")]
-    trace = fig9_trace(args.segment_s, levels, args.repeats, args.fluctuation, args.step_s, args.seed)
+    cuts = [(args.cut_at, args.cut_for)] if args.cut_at >= 0 else []
+    if args.trace:
+        trace, trace_cuts = load_trace_with_cuts(args.trace)
+        cuts = sorted(cuts + trace_cuts)
+    else:
+        trace = fig9_trace(args.segment_s, levels, args.repeats, args.fluctuation, args.step_s, args.seed)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     span = trace.duration_s / len(phases)
     schedule = ",".join(f"{i * span:g}:{k}:{args.sla_latency_ms if k == 'latency' else args.sla_accuracy:g}"
@@ -140,8 +189,11 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
                 "sla_kind": phases[0], "sla_latency_ms": args.sla_latency_ms, "sla_accuracy": args.sla_accuracy,
                 "log_period_s": 5.0, "headroom": args.headroom, "latency_quantile": args.latency_quantile,
                 "calibration_window": args.calibration_window, "calibrate_from_results": not args.no_calibration}),
-            NodeProcess("experiment_recorder", "experiment_recorder", config_path("experiment_recorder.yaml"),
-                        overrides={"output": record, "sla_schedule": schedule, "start_unix_s": t0}))
+            NodeProcess("offload_recorder", "offload_recorder", config_path("offload_recorder.yaml"),
+                        overrides={"output": bag, "topics": RECORDED_TOPICS,
+                                   "payload_budget_bytes": args.payload_budget_mb << 20}),
+            NodeProcess("sla_scheduler", "sla_scheduler", config_path("sla_scheduler.yaml"),
+                        overrides={"sla_schedule": schedule, "start_unix_s": t0}))
         server, edge_model, edge, camera = graphs(setup)
         all_graphs = (server, edge_model, edge)
         try:
@@ -151,18 +203,18 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
             print(f"trace: {trace.duration_s:.0f} s, levels {levels} Mbit/s; SLA schedule {schedule}", flush=True)
             player = TracePlayer(trace, link.set_rate, lambda e: print(f"rate change failed: {e}", flush=True))
             player.start(t0)
-            cut_done = args.cut_at < 0
+            pending = list(cuts)
             while not player.wait(0.2):
                 now = time.time() - t0
-                if not cut_done and now >= args.cut_at:
+                if pending and now >= pending[0][0]:
+                    _, cut_for = pending.pop(0)
                     link.set_up(False)
                     events.append((time.time(), "cut"))
                     print(f"{now:.0f} s: link cut", flush=True)
-                    time.sleep(args.cut_for)
+                    time.sleep(cut_for)
                     link.set_up(True)
                     events.append((time.time(), "restore"))
                     print(f"{time.time() - t0:.0f} s: link restored", flush=True)
-                    cut_done = True
             edge.stop_one(camera)
             time.sleep(3.0)
         finally:
@@ -177,17 +229,18 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
                     with open(os.path.join(args.out, f"{key}.log"), "w") as f:
                         f.write(g.output(key))
         crashed = {k: c for k, c in codes.items() if c not in (0, -2, 130)}
-    run = load_run(record, truth_path, player.applied, events, t0, scored=scored, truth_answer=truth_answer)
+    info = ExperimentInfo(t0=t0, rates=[list(r) for r in player.applied], events=[list(e) for e in events],
+                          levels=sorted(levels), scored=scored, title=f"{title} ({', '.join(phases)} SLA)", metric=metric)
+    info.save(os.path.join(args.out, EXPERIMENT_FILE))
     table = {e.config_id: e for e in LookupTable.load(lut).entries}
-    summary = summarize(run, sorted(levels), lambda cid, bw, delay: table[cid].latency_ms(bw, delay, scale)
-                        if cid in table else float("nan"))
-    summary.update({"edge_scale": round(scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
-                    "latency_quantile": None if args.no_calibration else args.latency_quantile, "delay_ms": args.delay_ms,
-                    "loss": args.loss, "sla_schedule": schedule, "scored": scored, "dds_profile": args.dds_profile,
-                    "node_exit_codes": codes, "crashed": crashed,
-                    "command": command})
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    plot(run, os.path.join(args.out, "fig9.png"), f"{title} ({', '.join(phases)} SLA)", metric)
+    summary = build_report(bag, args.out, truth_path, info, truth_answer,
+                           lambda cid, bw, delay: table[cid].latency_ms(bw, delay, scale) if cid in table else float("nan"),
+                           extra={"edge_scale": round(scale, 2), "edge_cpu": args.edge_cpu, "headroom": args.headroom,
+                                  "latency_quantile": None if args.no_calibration else args.latency_quantile,
+                                  "delay_ms": args.delay_ms, "loss": args.loss, "sla_schedule": schedule,
+                                  "scored": scored, "dds_profile": args.dds_profile, "trace": args.trace,
+                                  "node_exit_codes": codes, "crashed": crashed, "command": command})
+    plot(load_recorded_run(bag, truth_path, info, truth_answer), os.path.join(args.out, "fig9.png"), info.title,
+         metric)
     print(json.dumps(summary, indent=1))
     return 0 if not crashed else 1

@@ -39,17 +39,24 @@ class Run:
 
 def load_run(record_path: str, truth_path: Optional[str], rates=(), events=(), t0: float = 0.0,
              scored: str = "result", truth_answer: Optional[Callable[[str], str]] = None) -> Run:
-    """``scored`` is the record type scored as the stream's results: ``result`` (action labels,
+    """``record_path`` is a recording (``offload_recorder``'s bag folder; ``recording.records``)
+    or, for runs made before there was one, the old recorder's JSON lines (``*.jsonl``).
+    ``scored`` is the record type scored as the stream's results: ``result`` (action labels,
     detections) or ``answer`` (VQA answers, whose expected value ``truth_answer`` derives from the
     clip's ground-truth label)."""
     if scored not in ("result", "answer"):
         raise ValueError(f"scored must be 'result' or 'answer', not {scored!r}")
-    records = {"result": [], "answer": [], "decision": [], "sla": []}
-    with open(record_path) as f:
-        for line in f:
-            r = json.loads(line)
-            records.setdefault(r["type"], []).append(r)
-    results, decisions, slas = records[scored], records["decision"], records["sla"]
+    if record_path.endswith(".jsonl"):
+        records = {"result": [], "answer": [], "decision": [], "sla": []}
+        with open(record_path) as f:
+            for line in f:
+                r = json.loads(line)
+                records.setdefault(r["type"], []).append(r)
+    else:
+        from offload_common.recording.records import load_records
+
+        records = load_records(record_path)
+    results, decisions, slas = records[scored], records["decision"], records.get("sla", [])
     truth = {}
     if truth_path:
         with open(truth_path) as f:
