@@ -34,7 +34,7 @@ class ApproxBitReplayer:
             from approxbit_ros.pipeline import ApproxBitServer
             from offload_common.payload_checks import StreamLimits
 
-            path = self.backbone_path or _installed(os.path.join(DEFAULT_MODELS, backbone))
+            path = self.backbone_path or _backbone_folder(backbone)
             configs = ConfigurationSet.from_pretrained(path)
             configs.clip_frames, configs.clip_size = self.clip_frames, self.clip_size
             self.server = ApproxBitServer(configs, topk=self.topk, limits=StreamLimits(max_stamp_age_s=0.0))
@@ -69,10 +69,24 @@ def _f32(scores) -> tuple:
     return tuple(float(s) for s in np.asarray(list(scores), np.float32))
 
 
-def _installed(path: str) -> str:
+def _backbone_folder(backbone: str) -> str:
+    """The installed backbone folder (``models/approxbit/*``) whose ``model_type`` is the
+    payload's ``backbone``; several: say so, the user picks with --backbone-path."""
+    import glob
+    import json
+
     from offload_common.nodes.params import resolve_data_path
 
-    return resolve_data_path(path)
+    root = resolve_data_path(DEFAULT_MODELS)
+    found = []
+    for config in sorted(glob.glob(os.path.join(root, "*", "config.json"))):
+        with open(config) as f:
+            if json.load(f).get("model_type") == backbone:
+                found.append(os.path.dirname(config))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{'no' if not found else 'more than one'} backbone folder of type {backbone!r} in "
+                                f"{root} ({', '.join(found) or 'none'}): give --backbone-path")
+    return found[0]
 
 
 register_replayer(ApproxBitReplayer.payload_type, ApproxBitReplayer)

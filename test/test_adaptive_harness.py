@@ -34,6 +34,12 @@ def test_a_short_h2c_adaptive_run_writes_its_outputs_and_stops_every_node_cleanl
     assert list((out / "bag").glob("split_*/metadata.yaml")), "the recorder did not close its bag"
     assert summary["topics"]["/encoded_frames"] >= summary["results"] and summary["topics"]["/offload_config"] >= 1
     assert os.path.getsize(out / "fig9.png") > 10_000 and os.path.getsize(out / "report.html") > 50_000
+    # every message of every topic (rcl_interfaces, diagnostic_msgs and ours) decodes with the independent reader
+    from offload_common.recording.report import topic_counts
+    from test_offload_recorder_node import decoded_by_mcap
+
+    counts = decoded_by_mcap(out / "bag")
+    assert counts == topic_counts(str(out / "bag")) and {"/rosout", "/parameter_events", "/diagnostics"} <= set(counts)
     # the report command on the bag alone (experiment.json beside it, the camera's truth log)
     again = subprocess.run(["offload_report", str(out / "bag"), "--out", str(tmp_path / "again")],
                            capture_output=True, text=True, timeout=300)

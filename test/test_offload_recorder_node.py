@@ -17,8 +17,26 @@ from edge_offload.msg import ActionResult, BinaryFeatures, Detection, DetectionA
 from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos
 from offload_common.recording.bag_reader import read_recording
 from offload_common.recording.records import load_records
+from offload_common.recording.report import topic_counts
 
 S = 1_000_000_000
+
+
+def decoded_by_mcap(folder) -> dict:
+    """Messages per topic as the independent reader (mcap + mcap_ros2's decoder) decodes them,
+    every message of every split."""
+    from collections import Counter
+
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+
+    counts = Counter()
+    for path in sorted(folder.glob("split_*/*.mcap")):
+        with open(path, "rb") as f:
+            for _, channel, _, msg in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
+                assert msg is not None
+                counts[channel.topic] += 1
+    return dict(counts)
 
 
 def start_recorder(out, *params):
@@ -95,6 +113,7 @@ def test_recorder_records_both_streams_answers_decisions_and_payloads(rclpy_cont
     assert (d["config_id"], d["reason"], d["bandwidth_mbps"]) == ("cnn3d/o2/enc/k4", "meets the SLA", 3.0)
     payloads = [m.msg.meta.seq for m in read_recording(str(out), topics=["/binary_features"])]
     assert payloads == [0, 1, 2, 3] and "payload budget of 5000 B reached" in log
+    assert decoded_by_mcap(out) == {t: n for t, n in json.loads(json.dumps(topic_counts(out))).items()}
     report = subprocess.run(["offload_report", str(out)], capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     summary = json.loads((out / "report" / "summary.json").read_text())

@@ -114,4 +114,4 @@ def test_h2c_replay_reproduces_every_recorded_detection(rclpy_context, tmp_path)
     assert code == 0 and rep["all_identical"], (out, err)
     assert rep["compared"] >= 5 and rep["payloads"] >= rep["compared"]
     code, _, err = replay(bag, "--link-trace", str(tmp_path / "link.csv"))       # no monitor ran
-    assert code == 2 and "has no offload_config decisions" in err and "Traceback" not in err
+    assert code == 2 and "has no offload_config decision" in err and "Traceback" not in err

@@ -190,7 +190,7 @@ def test_the_link_trace_of_a_recording_replays_its_rate_and_its_outage(tmp_path)
 
     bag = tmp_path / "rec"
     w = new_writer(bag)
-    for t, rate, up in ((100, 3.0, True), (102, 3.0, True), (105, 0.8, True), (110, 0.8, False), (114, 0.0, False),
+    for t, rate, up in ((99, 1.0, False), (100, 3.0, True), (102, 3.0, True), (105, 0.8, True), (110, 0.8, False), (114, 0.0, False),
                         (118, 2.5, True)):
         m = OffloadConfig(config_id="X", bandwidth_mbps=rate, link_up=up)
         w.write("/offload_config", serialize_message(m), t * S)

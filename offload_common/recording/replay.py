@@ -96,10 +96,13 @@ def write_link_trace(path: str, csv_path: str, t0_ns: Optional[int] = None) -> i
     """The monitor's link estimate over the run as ``time_s,mbps,link_up`` rows (time from the
     first decision, or ``t0_ns``): the rate trace ``RateTrace.from_csv`` and the adaptive
     experiments' ``--trace`` load; rows with ``link_up`` 0 are outages (their rate is the last
-    estimate, for the shaper). Returns the number of rows."""
+    estimate, for the shaper). The monitor's start, before it first saw the link up, is left
+    out. Returns the number of rows."""
     decisions = load_records(path)["decision"]
-    if not decisions:
-        raise ValueError(f"{path} has no offload_config decisions to take the link from")
+    first_up = next((i for i, d in enumerate(decisions) if d["link_up"]), None)
+    if first_up is None:
+        raise ValueError(f"{path} has no offload_config decision with the link up to take the link from")
+    decisions = decisions[first_up:]
     t0 = decisions[0]["recv_ns"] if t0_ns is None else t0_ns
     rows, last_rate = [], None
     for d in decisions:
@@ -112,7 +115,7 @@ def write_link_trace(path: str, csv_path: str, t0_ns: Optional[int] = None) -> i
             continue
         rows.append(row)
     with open(csv_path, "w", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["time_s", "mbps", "link_up"])
         w.writerows(rows)
     return len(rows)

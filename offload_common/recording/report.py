@@ -227,7 +227,7 @@ def figures(run: Run, recording: str, info: ExperimentInfo) -> List[tuple]:
         ax.step([t - run.t0 for t, _ in run.rates], [r * 1000 for _, r in run.rates], where="post",
                 lw=0.8, label="shaped rate (kbit/s)")
     _shade_outages(ax, run)
-    ax.set_yscale("symlog", linthresh=10)
+    ax.set_yscale("symlog", linthresh=0.1)
     ax.set_xlabel("time (s)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
