@@ -10,19 +10,15 @@ reference the tests compare against.
 """
 from __future__ import annotations
 
-import io
 import time
-import warnings
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from approxbit_ros.configurations import Configuration, ConfigurationSet
-
-DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
-OPSET = 17
+from offload_common.onnx_runtime import DEFAULT_PROVIDERS, OnnxModule, OnnxSettings, check_providers  # noqa: F401
 
 
 class _BackboneEdge(nn.Module):
@@ -59,46 +55,22 @@ class _Encode(nn.Module):
         return self.encoder.encode(feats)
 
 
-def check_providers(providers: Sequence[str]) -> list:
-    """``providers`` if this onnxruntime has them all, else ``ValueError`` naming what it has."""
-    import onnxruntime as ort
-
-    have = ort.get_available_providers()
-    missing = [p for p in providers if p not in have]
-    if not providers or missing:
-        raise ValueError(f"ONNX Runtime providers {missing or list(providers)} not available; this onnxruntime "
-                         f"has {', '.join(have)} (onnxruntime-gpu brings CUDA / TensorRT)")
-    return list(providers)
-
-
-def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
-    """``module`` as an ONNX model (bytes), traced at the example's shape."""
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")            # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module.eval(), (example,), buf, dynamo=False, opset_version=OPSET,
-                          input_names=["input"], output_names=["output"])
-    return buf.getvalue()
-
-
 class OnnxEdgeRuntime:
     """Every configuration of ``configs`` for clips of ``configs.clip_frames`` x
     ``configs.clip_size``², as ONNX Runtime sessions (exported from the torch modules on the CPU)."""
 
-    def __init__(self, configs: ConfigurationSet, providers: Sequence[str] = DEFAULT_PROVIDERS, threads: int = 1):
-        import onnxruntime as ort
+    def __init__(self, configs: ConfigurationSet, providers: Sequence[str] = DEFAULT_PROVIDERS, threads: int = 1,
+                 settings: Optional[OnnxSettings] = None):
+        settings = settings or OnnxSettings(tuple(providers), threads)
+        self.providers = check_providers(settings.providers)
 
-        self.providers = check_providers(providers)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.log_severity_level = 3
-
-        def session(module, example):
+        def session(module, example, name):
             try:
-                model = export_onnx(module, example)
+                return OnnxModule(module, example, settings, f"approxbit-{configs.name}-{name}")
+            except ValueError:
+                raise
             except Exception as exc:
                 raise RuntimeError(f"backbone {configs.name!r} does not export to ONNX: {exc}") from exc
-            return ort.InferenceSession(model, options, providers=self.providers)
 
         bb = configs.backbone
         if next(bb.parameters()).device.type != "cpu":
@@ -111,15 +83,16 @@ class OnnxEdgeRuntime:
             for c in configs.configurations.values():
                 o = c.offload_point
                 if o not in self._edge:
-                    self._edge[o] = session(_BackboneEdge(bb, o), clip)
+                    self._edge[o] = session(_BackboneEdge(bb, o), clip, f"edge-o{o}")
                     example_feats[o] = bb.edge(bb.preprocess(clip), o)
                 if c.encoder is not None:
-                    self._encode[c.config_id] = session(_Encode(c.encoder), example_feats[o])
-            self._full = session(_BackboneFull(bb), clip)
+                    self._encode[c.config_id] = session(_Encode(c.encoder), example_feats[o],
+                                                        "encode-" + c.config_id.replace("/", "-"))
+            self._full = session(_BackboneFull(bb), clip, "full")
 
     @staticmethod
-    def _run(sess, x: np.ndarray) -> np.ndarray:
-        return sess.run(None, {"input": x})[0]
+    def _run(sess: OnnxModule, x: np.ndarray) -> np.ndarray:
+        return sess(x)[0]
 
     # the methods of pipeline.TorchEdgeRuntime, which ApproxBitEdge calls
     def clock(self) -> float:

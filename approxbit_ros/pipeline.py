@@ -223,11 +223,14 @@ class ApproxBitServer:
     float payloads. ``admit`` does all of that (cheap); ``serve`` runs the models."""
 
     def __init__(self, configs: ConfigurationSet, max_payload_bytes: int = 8_000_000, topk: int = 5,
-                 limits: Optional[StreamLimits] = None):
+                 limits: Optional[StreamLimits] = None, runtime=None):
+        """``runtime``: None (torch) or an ``OnnxServerRuntime`` (``onnx_server.py``) built from
+        the same configurations."""
         self.configs, self.max_payload_bytes, self.topk = configs, max_payload_bytes, topk
         self.counters = PayloadCounters()
         self.sequences = SequenceTracker(limits)
         self.wire_shapes: Dict[str, WireShape] = warm_up(configs)
+        self.runtime = runtime
 
     def _expect(self, ok: bool, reason: str, detail: str) -> None:
         if not ok:
@@ -301,10 +304,16 @@ class ApproxBitServer:
         """Decoder and the rest of the backbone on an admitted payload."""
         c = p.configuration
         t0 = time.perf_counter()
-        feats = p.codes.float() if c.kind == "float32" else c.decoder(p.codes.float(), p.feature_shape)
-        t1 = stage_time(self.configs.device)
-        final = self.configs.backbone.finish(feats, c.offload_point)
-        pred = predict_topk(self.configs.backbone.classify_map(final), self.configs.labels, self.topk)
+        if self.runtime is not None:
+            feats = self.runtime.decode(c, p.codes)
+            t1 = time.perf_counter()
+            final, logits = self.runtime.finish(c, feats)
+        else:
+            feats = p.codes.float() if c.kind == "float32" else c.decoder(p.codes.float(), p.feature_shape)
+            t1 = stage_time(self.configs.device)
+            final = self.configs.backbone.finish(feats, c.offload_point)
+            logits = self.configs.backbone.classify_map(final)
+        pred = predict_topk(logits, self.configs.labels, self.topk)
         t2 = time.perf_counter()
         self.counters.accepted += 1
         return ServerResult(pred, p.check_ms + _ms(t0, t1), _ms(t1, t2), final)

@@ -132,7 +132,8 @@ def _wait(pred, graph, timeout=60):
 
 @pytest.mark.parametrize("edge_runtime", ["torch", "onnxruntime"])
 def test_published_labels_equal_the_library_for_every_configuration(edge_runtime, rclpy_context):
-    """With either edge runtime the published results and payload bits equal the torch library's."""
+    """With either runtime on both nodes (the server's ``runtime`` follows the edge's) the
+    published results and payload bits equal the torch library's."""
     import torch
 
     probe = Probe(rclpy_context)
@@ -143,7 +144,7 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
                     overrides={"backbone_path": BACKBONE, "config_id": FIRST, "edge_runtime": edge_runtime,
                                "vqa_question": QUESTION}),
         NodeProcess("approxbit_server", "approxbit_server", config_path("approxbit_server.yaml"),
-                    overrides={"backbone_path": BACKBONE, "vqa_question": QUESTION}),
+                    overrides={"backbone_path": BACKBONE, "vqa_question": QUESTION, "runtime": edge_runtime}),
     ]
     try:
         with ProcessGraph(nodes, echo=False) as graph:
@@ -168,6 +169,7 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
         probe.close()
 
     assert ("edge half on CPUExecutionProvider" in edge_log) == (edge_runtime == "onnxruntime"), edge_log
+    assert ("on ONNX Runtime (CPUExecutionProvider)" in server_log) == (edge_runtime == "onnxruntime"), server_log
     assert server_log.count("rejected payload") == 4, server_log
     assert "stream 'restarting' starts over at seq 9000" in server_log
     assert {(r.seq, r.decoded_ok) for r in probe.receipts if r.stream_id == "restarting"} == {(10000, True),

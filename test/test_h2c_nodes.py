@@ -67,16 +67,19 @@ class Tap:
         self.node.destroy_node()
 
 
-def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_detections_match_library_and_corrupt_unit_is_survived(runtime, rclpy_context):
+    """With either runtime on both nodes (the EA model on the edge, the detector on the server)
+    the published detections equal the torch library's on the stream the server received."""
     if not os.path.isfile(os.path.join(MODEL, "model.safetensors")):
         pytest.skip("trained EA model not present")
     tap = Tap(rclpy_context)
     nodes = [
         carphone_camera(8.0),
         NodeProcess("h2c_edge", "h2c_edge", config_path("h2c_edge.yaml"),
-                    overrides={"model_path": MODEL, "gop": 200, "map_reuse": 2},
+                    overrides={"model_path": MODEL, "gop": 200, "map_reuse": 2, "runtime": runtime},
                     remaps={"encoded_frames": "encoded_frames_raw"}),
-        NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml")),
+        NodeProcess("h2c_server", "h2c_server", config_path("h2c_server.yaml"), overrides={"runtime": runtime}),
     ]
     try:
         with ProcessGraph(nodes, echo=False) as graph:
@@ -89,6 +92,7 @@ def test_detections_match_library_and_corrupt_unit_is_survived(rclpy_context):
             time.sleep(1.0)
             server_log = graph.output("h2c_server")
             assert graph.running("h2c_server")
+            assert ("detector ssdlite-person-onnx" in server_log) == (runtime == "onnxruntime"), server_log
     finally:
         tap.close()
     frames = sorted(tap.forwarded, key=lambda m: m.meta.seq)

@@ -25,6 +25,7 @@ from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
 from offload_common.image_conversion import uint8_array
 from offload_common.nodes.config_switch import ConfigSwitch
 from offload_common.nodes.images import ImageReceiver
+from offload_common.nodes.onnx_params import ONNX_PARAMETERS, onnx_settings
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payload_signing import sign_payload
 from offload_common.nodes.payloads import fill_header
@@ -32,9 +33,10 @@ from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, payload_qos, sens
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.server_common import EDGE_AUTH_PARAMETERS, payload_keys
 from offload_common.nodes.work_queue import DropOldestWorker
+from offload_common.onnx_runtime import RUNTIMES
 from offload_common.torch_device import resolve_device
 
-EDGE_RUNTIMES = ("torch", "onnxruntime")
+EDGE_RUNTIMES = RUNTIMES
 
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
@@ -51,15 +53,13 @@ PARAMETERS = (
     Param("torch_threads", 2, "CPU threads for the models", read_only=True, range=(1, 256)),
     Param("edge_runtime", "torch", "what runs the edge half: torch, or onnxruntime (exported at start-up; "
           "device must then be cpu, onnx_providers pick the hardware)", read_only=True),
-    Param("onnx_providers", ["CPUExecutionProvider"], "ONNX Runtime execution providers in order of preference "
-          "(e.g. TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider)", read_only=True),
     Param("entropy_coding", True, "range-code the bits of configurations that have an entropy model "
           "(configs/<id>.entropy.safetensors), clip by clip whenever that is smaller than packing", read_only=True),
     Param("image_queue_depth", 32, "camera frames the subscription holds while the node is busy (sensor QoS)",
           read_only=True, range=(1, 1000)),
     Param("queue_size", 2, "clips waiting for the model; older clips are dropped", read_only=True, range=(1, 100)),
     Param("payload_depth", 30, "history depth of the payload publisher", read_only=True, range=(1, 1000)),
-) + EDGE_AUTH_PARAMETERS + VQA_PARAMETERS
+) + ONNX_PARAMETERS + EDGE_AUTH_PARAMETERS + VQA_PARAMETERS
 
 
 class ApproxBitEdgeNode(Node):
@@ -70,8 +70,9 @@ class ApproxBitEdgeNode(Node):
 
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
         self.keys = payload_keys(self, self.p.auth_key_file)
-        if self.p.edge_runtime not in EDGE_RUNTIMES:
-            raise ValueError(f"edge_runtime {self.p.edge_runtime!r}: expected one of {', '.join(EDGE_RUNTIMES)}")
+        onnx = onnx_settings(self.p, self.p.edge_runtime, self.p.torch_threads, "edge_runtime")
+        if onnx is not None and device.type != "cpu":
+            raise ValueError("edge_runtime onnxruntime exports from the CPU: set device cpu (onnx_providers pick the GPU)")
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
         self.configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
@@ -81,10 +82,10 @@ class ApproxBitEdgeNode(Node):
         if self.p.edge_runtime == "onnxruntime":
             from approxbit_ros.onnx_edge import OnnxEdgeRuntime
 
-            runtime = OnnxEdgeRuntime(self.configs, list(self.p.onnx_providers), self.p.torch_threads)
+            runtime = OnnxEdgeRuntime(self.configs, settings=onnx)
         self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk, runtime=runtime,
                                   entropy_coding=self.p.entropy_coding)
-        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device)
+        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device, onnx)
         self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
         self.images = ImageReceiver(self.get_logger())
         self.seq = 0

@@ -21,6 +21,7 @@ from approxbit_ros.nodes.results import fill_action_result
 from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
 from approxbit_ros.pipeline import ApproxBitServer
 from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt
+from offload_common.nodes.onnx_params import ONNX_PARAMETERS, RUNTIME_PARAMETER, onnx_settings
 from offload_common.nodes.params import Param, declare_parameters, resolve_data_path
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, payload_qos
@@ -36,14 +37,15 @@ PARAMETERS = (
           "backbone folder (config.json, model.safetensors, configs/)", read_only=True),
     Param("topk", 5, "classes per result", read_only=True, range=(1, 1000)),
     Param("device", "cpu", "torch device for the models (cpu, cuda, cuda:0)", read_only=True),
-    Param("torch_threads", 2, "CPU threads for the models", read_only=True, range=(1, 256)),
+    Param("torch_threads", 2, "CPU threads for the models (and ONNX Runtime's)", read_only=True, range=(1, 256)),
+    RUNTIME_PARAMETER,
     Param("clip_frames", 16, "frames per clip the edges send (approxbit_edge's clip_frames): payloads of "
           "any other shape are refused", read_only=True, range=(1, 256)),
     Param("clip_size", 64, "clip frame size the edges send (approxbit_edge's clip_size)", read_only=True,
           range=(8, 1024)),
     Param("max_payload_bytes", 8000000, "larger payloads are rejected", read_only=True, range=(1, 1 << 30)),
     Param("payload_depth", 30, "history depth of the payload subscription", read_only=True, range=(1, 1000)),
-) + SERVER_PARAMETERS + VQA_PARAMETERS
+) + ONNX_PARAMETERS + SERVER_PARAMETERS + VQA_PARAMETERS
 
 
 class ApproxBitServerNode(Node):
@@ -53,13 +55,22 @@ class ApproxBitServerNode(Node):
         import torch
 
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
+        onnx = onnx_settings(self.p, self.p.runtime, self.p.torch_threads)
+        if onnx is not None and device.type != "cpu":
+            raise ValueError("runtime onnxruntime exports from the CPU: set device cpu (onnx_providers pick the GPU)")
         self.keys = payload_keys(self, self.p.auth_key_file)
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
         configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
         configs.clip_frames, configs.clip_size = self.p.clip_frames, self.p.clip_size
-        self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk, stream_limits(self.p))
-        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device)
+        runtime = None
+        if onnx is not None:
+            from approxbit_ros.onnx_server import OnnxServerRuntime
+
+            runtime = OnnxServerRuntime(configs, onnx)
+        self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk, stream_limits(self.p),
+                                      runtime=runtime)
+        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device, onnx)
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.receipt_pub = self.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
         self.worker = NewestPerStreamWorker(self._serve, self.get_logger(), "payload") if self.p.shed_load else None
@@ -67,7 +78,8 @@ class ApproxBitServerNode(Node):
         self.create_subscription(BinaryFeatures, "binary_features", self._on_features,
                                  payload_qos(self.p.payload_depth))
         self.get_logger().info(f"ApproxBit server: {len(configs.configurations)} configurations of "
-                               f"{configs.name} preloaded in {time.perf_counter() - t:.1f} s")
+                               f"{configs.name} preloaded in {time.perf_counter() - t:.1f} s"
+                               + (f", on ONNX Runtime ({', '.join(runtime.providers)})" if runtime else ""))
 
     def counters(self) -> dict:
         out = counters_dict(self.server.counters)

@@ -28,12 +28,17 @@ VQA_PARAMETERS = (
 class VqaQuestion:
     """Holds the head and the current question; ``publish`` answers it about one clip."""
 
-    def __init__(self, node, backbone_path: str, head_path: str, question: str, device):
+    def __init__(self, node, backbone_path: str, head_path: str, question: str, device, onnx=None):
+        """``onnx``: None (torch) or the node's ``OnnxSettings`` (the head on ONNX Runtime)."""
         self.node, self.question, self.answered, self.failed = node, "", 0, 0
         folder = resolve_data_path(head_path) if head_path else vqa_folder(resolve_data_path(backbone_path))
         if head_path and not os.path.isdir(folder):
             raise FileNotFoundError(f"vqa_head_path: no VQA head in {folder} (train one with approxbit_train_vqa)")
         self.head = VqaHead.from_pretrained(folder).to(device) if os.path.isdir(folder) else None
+        if self.head is not None and onnx is not None:
+            from approxbit_ros.vqa.onnx_head import OnnxVqaHead
+
+            self.head = OnnxVqaHead(self.head, onnx)
         self.folder = folder
         error = self._set(question)
         if error:

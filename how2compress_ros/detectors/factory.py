@@ -59,17 +59,22 @@ class HogPersonDetector:
                 for (x, y, w, h), s in zip(rects, np.ravel(weights)) if s >= self.score_threshold]
 
 
-def make_detector(name: str, weights: str = "", score_threshold: float = 0.5, device: str = "", tiles: str = ""):
+def make_detector(name: str, weights: str = "", score_threshold: float = 0.5, device: str = "", tiles: str = "",
+                  onnx=None):
     """The detector called ``name``; with ``tiles`` ("ROWSxCOLS", e.g. "2x2") it runs on overlapping
     tiles of the frame as well as on the whole frame (``TiledDetector``), for small people in
-    large frames."""
+    large frames. ``onnx`` (an ``OnnxSettings``) runs ssdlite's graph on ONNX Runtime (yolo takes
+    an .onnx / .engine file as its weights instead; hog has no model)."""
     from how2compress_ros.detectors.tiled import TiledDetector, parse_tiles
 
     rows, cols = parse_tiles(tiles)                     # a bad spec fails before any model loads
     if name == "ssdlite":
         from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
 
-        detector = SSDLitePersonDetector(weights or None, score_threshold=score_threshold)
+        detector = SSDLitePersonDetector(weights or None, score_threshold=score_threshold, onnx=onnx)
+    elif onnx is not None:
+        raise ValueError(f"runtime onnxruntime is for the ssdlite detector; {name} takes its own weights file "
+                         "(yolo: an .onnx or TensorRT .engine file)")
     elif name == "yolo":
         detector = UltralyticsDetector(weights, score_threshold, device=device)
     elif name == "hog":

@@ -40,11 +40,25 @@ def person_probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.reshape(logits.shape[-2], -1)[:, 1])
 
 
+class _GraphModule(torch.nn.Module):
+    """The graph from the pre-processed input to box encodings and class logits, for export."""
+
+    def __init__(self, detector: "SSDLitePersonDetector"):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x):
+        d = self.detector
+        return tuple(d.runner.evaluate(d._plan, list(OUTPUTS), {FEED: x}))
+
+
 class SSDLitePersonDetector:
     name = "ssdlite-person"
 
     def __init__(self, graph_path: Optional[str] = None, score_threshold: float = 0.5,
-                 iou_threshold: float = 0.6, max_detections: int = 100, threads: int = 0):
+                 iou_threshold: float = 0.6, max_detections: int = 100, threads: int = 0, onnx=None):
+        """``onnx``: None (the graph runs with PyTorch) or an ``OnnxSettings``: the same graph
+        exported once and run by ONNX Runtime (box decoding and NMS stay here, identical)."""
         path = graph_path or default_graph_path()
         if not os.path.isfile(path):
             raise FileNotFoundError(f"frozen graph not found: {path}")
@@ -55,6 +69,18 @@ class SSDLitePersonDetector:
         self.anchors = anchors.float()                       # (N, 4) ymin, xmin, ymax, xmax
         self._plan = self.runner.plan(list(OUTPUTS), [FEED])
         self.score_threshold, self.iou_threshold, self.max_detections = score_threshold, iou_threshold, max_detections
+        self._onnx = None
+        if onnx is not None:
+            import hashlib
+
+            from offload_common.onnx_runtime import OnnxModule
+
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            example = torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3)
+            self._onnx = OnnxModule(_GraphModule(self), example, onnx, "ssdlite-person", key_extra=digest,
+                                    output_names=("box_encodings", "class_logits"))
+            self.name = "ssdlite-person-onnx"
 
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         import cv2
@@ -75,7 +101,10 @@ class SSDLitePersonDetector:
     @torch.no_grad()
     def raw_outputs(self, rgb: np.ndarray):
         """Per-anchor boxes (normalised ymin, xmin, ymax, xmax) and person probabilities."""
-        enc, logits = self.runner.run(self._plan, list(OUTPUTS), {FEED: self.preprocess(rgb)})
+        if self._onnx is not None:
+            enc, logits = (torch.from_numpy(a) for a in self._onnx(self.preprocess(rgb).numpy()))
+        else:
+            enc, logits = self.runner.run(self._plan, list(OUTPUTS), {FEED: self.preprocess(rgb)})
         enc = enc.reshape(-1, 4)
         a = self.anchors
         ha, wa = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from how2compress_ros.emphasis.resize import antialiased_downsample
 from offload_common.model_folder import load_model_folder, save_model_folder
 
 MB = 16
@@ -83,6 +84,7 @@ def _backbone(cfg: EmphasisModelConfig):
 
 class EmphasisModel(nn.Module):
     STAGES = 4   # conv stem + 4 stages = stride 16
+    exportable = False   # True while exported to ONNX (emphasis/onnx_model.py): downsampling without aten AA ops
 
     def __init__(self, config: EmphasisModelConfig):
         super().__init__()
@@ -110,7 +112,9 @@ class EmphasisModel(nn.Module):
         # pad to whole macroblocks at the downsampled scale, then downsample
         ph, pw = rows * MB - h, cols * MB - w
         x = F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
-        if d > 1:
+        if d > 1 and self.exportable:            # the same filter as ONNX-exportable convolutions
+            x = antialiased_downsample(x, d)
+        elif d > 1:
             x = F.interpolate(x, scale_factor=1.0 / d, mode="bilinear", align_corners=False,
                               antialias=True)
         x = F.pad(x, (0, (-x.shape[3]) % MB, 0, (-x.shape[2]) % MB), mode="replicate")

@@ -32,6 +32,7 @@ from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, paylo
 from offload_common.nodes.runner import run_node, stamp_to_ns
 from offload_common.nodes.server_common import EDGE_AUTH_PARAMETERS, payload_keys
 from offload_common.nodes.work_queue import DropOldestWorker
+from offload_common.nodes.onnx_params import ONNX_PARAMETERS, RUNTIME_PARAMETER, onnx_settings
 from offload_common.torch_device import resolve_device
 
 PARAMETERS = (
@@ -50,6 +51,7 @@ PARAMETERS = (
     Param("threads", 1, "x264 threads", read_only=True, range=(0, 64)),
     Param("fps", 15.0, "nominal frame rate given to the encoder", read_only=True, range=(0.1, 1000.0)),
     Param("device", "cpu", "torch device for the EA model (cpu, cuda, cuda:0)", read_only=True),
+    RUNTIME_PARAMETER,
     Param("torch_threads", 2, "CPU threads for the EA model", read_only=True, range=(1, 256)),
     Param("queue_size", 2, "frames waiting for the encoder; older frames are dropped", read_only=True, range=(1, 100)),
     Param("send_emphasis_map", False, "include the emphasis map in every EncodedFrame", read_only=True),
@@ -61,7 +63,7 @@ PARAMETERS = (
           "detector_tiles); empty = whole frame only", read_only=True),
     Param("edge_score_threshold", 0.5, "minimum detection score of the edge detector", read_only=True,
           range=(0.0, 1.0)),
-) + EDGE_AUTH_PARAMETERS
+) + ONNX_PARAMETERS + EDGE_AUTH_PARAMETERS
 
 
 class How2CompressEdgeNode(Node):
@@ -69,6 +71,9 @@ class How2CompressEdgeNode(Node):
         super().__init__("h2c_edge", **kwargs)
         self.p = declare_parameters(self, PARAMETERS)
         device = resolve_device(self.p.device)      # a bad or unusable device fails before any loading
+        onnx = onnx_settings(self.p, self.p.runtime, self.p.torch_threads)
+        if onnx is not None and device.type != "cpu":
+            raise ValueError("runtime onnxruntime exports from the CPU: set device cpu (onnx_providers pick the GPU)")
         self.keys = payload_keys(self, self.p.auth_key_file)
         model = None
         if self.p.model_path:
@@ -78,11 +83,16 @@ class How2CompressEdgeNode(Node):
 
             torch.set_num_threads(self.p.torch_threads)
             model = EmphasisModel.from_pretrained(resolve_data_path(self.p.model_path)).to(device)
+            if onnx is not None:
+                from how2compress_ros.emphasis.onnx_model import OnnxEmphasisModel
+
+                model = OnnxEmphasisModel(model, onnx)
         settings = EdgeSettings(gop=self.p.gop, preset=self.p.preset, bframes=self.p.bframes,
                                 threads=self.p.threads, fps=self.p.fps, map_reuse=self.p.map_reuse)
         self.edge = How2CompressEdge(model, settings, self.p.config_id, list(self.p.level_qps))
         self.detector = (make_detector(self.p.edge_detector, self.p.edge_detector_weights,
-                                       self.p.edge_score_threshold, tiles=self.p.edge_detector_tiles)
+                                       self.p.edge_score_threshold, tiles=self.p.edge_detector_tiles,
+                                       onnx=onnx if self.p.edge_detector == "ssdlite" else None)
                          if self.p.edge_detector else None)
         self.unanalysed = 0
         self.seq = 0

@@ -27,6 +27,7 @@ from how2compress_ros.detectors.factory import DETECTOR_NAMES, make_detector
 from how2compress_ros.nodes.detections import fill_detection_array
 from how2compress_ros.pipeline import How2CompressServer
 from offload_common.image_conversion import numpy_to_image_msg
+from offload_common.nodes.onnx_params import ONNX_PARAMETERS, RUNTIME_PARAMETER, onnx_settings
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.payloads import fill_latency, fill_receipt
 from offload_common.nodes.qos import RESULT_QOS, SENSOR_QOS, payload_qos
@@ -45,7 +46,9 @@ PARAMETERS = (
           "people in large frames (costs rows*cols+1 detector runs per frame); empty = whole frame only",
           read_only=True),
     Param("score_threshold", 0.5, "minimum detection score", read_only=True, range=(0.0, 1.0)),
-    Param("torch_threads", 2, "CPU threads for PyTorch detectors", read_only=True, range=(1, 256)),
+    Param("torch_threads", 2, "CPU threads for PyTorch detectors (and ONNX Runtime's)", read_only=True,
+          range=(1, 256)),
+    RUNTIME_PARAMETER,
     Param("publish_decoded_image", True, "republish decoded frames on decoded_image", read_only=True),
     Param("max_payload_bytes", 8000000, "larger payloads are rejected", read_only=True, range=(1, 1 << 30)),
     Param("max_frame_pixels", 1920 * 1080, "larger pictures (width x height, in the message or the unit's SPS) "
@@ -53,7 +56,7 @@ PARAMETERS = (
     Param("keyframe_request_interval_s", 1.0, "minimum time between keyframe requests", read_only=True,
           range=(0.0, 3600.0)),
     Param("payload_depth", 30, "history depth of the payload subscription", read_only=True, range=(1, 1000)),
-) + SERVER_PARAMETERS
+) + ONNX_PARAMETERS + SERVER_PARAMETERS
 
 
 class How2CompressServerNode(Node):
@@ -64,8 +67,9 @@ class How2CompressServerNode(Node):
 
         self.keys = payload_keys(self, self.p.auth_key_file)
         torch.set_num_threads(self.p.torch_threads)
+        onnx = onnx_settings(self.p, self.p.runtime, self.p.torch_threads)
         detector = make_detector(self.p.detector, self.p.detector_weights, self.p.score_threshold,
-                                 self.p.detector_device, self.p.detector_tiles)
+                                 self.p.detector_device, self.p.detector_tiles, onnx=onnx)
         self.server = How2CompressServer(detector, self.p.max_payload_bytes, stream_limits(self.p),
                                          self.p.max_frame_pixels)
         self.det_pub = self.create_publisher(DetectionArray, "detections", RESULT_QOS)
