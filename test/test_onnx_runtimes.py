@@ -174,3 +174,15 @@ def test_onnx_sessions_do_not_spin_unless_asked():
     spinning = OnnxModule(module, torch.zeros(1, 4), OnnxSettings(spin=True))
     with pytest.raises(RuntimeError, match="does not have configuration"):      # ONNX Runtime's default: spin
         spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+
+def test_node_settings_cache_exports_in_the_users_cache_folder_by_default():
+    from types import SimpleNamespace
+
+    from offload_common.nodes.onnx_params import ONNX_PARAMETERS, onnx_settings
+
+    defaults = SimpleNamespace(**{p.name: p.default for p in ONNX_PARAMETERS})
+    settings = onnx_settings(defaults, "onnxruntime", 3)
+    assert settings.cache_dir == os.path.expanduser("~/.cache/edge_offload/onnx") and settings.threads == 3
+    assert onnx_settings(defaults, "torch", 3) is None
+    assert onnx_settings(SimpleNamespace(**{**vars(defaults), "onnx_cache_dir": ""}), "onnxruntime", 1).cache_dir == ""

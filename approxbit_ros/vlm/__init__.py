@@ -1,0 +1,1 @@
+"""Vision-language models split inside the vision encoder (ApproxBit §4: LLaVA-OneVision)."""

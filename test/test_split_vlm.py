@@ -1,0 +1,70 @@
+"""LLaVA-OneVision split inside its vision encoder (approxbit_ros/vlm/split_llava.py), on a tiny
+random model the test writes as a local snapshot: the split edge + server compute exactly the
+model's own video features and language-model logits; greedy answers through float16 tokens
+(DNN-Surgery's transmission) equal the float32 ones; the token grid travels as a (D, F, h, w)
+map and back unchanged; bad split layers are refused."""
+import numpy as np
+import pytest
+import torch
+
+from vlm_fixture import write_tiny_llava
+
+QUESTION = "which way does the object move ?"
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    return write_tiny_llava(str(tmp_path_factory.mktemp("tiny-llava-ov")))
+
+
+@pytest.fixture(scope="module")
+def split(snapshot):
+    from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
+
+    return SplitLlavaOnevision.from_pretrained(snapshot, split_layer=2)
+
+
+def frames(seed=0, count=4):
+    return np.random.default_rng(seed).integers(0, 256, (count, 48, 64, 3), dtype=np.uint8)
+
+
+def test_split_forward_equals_the_models_own_video_features_and_logits(split):
+    pixels = split.preprocess(frames())
+    assert pixels.shape == (1, 4, 3, 32, 32)
+    tokens = split.edge_tokens(pixels)
+    assert tokens.shape == (4, 16, 32)                    # 4 frames x 4x4 patches x width 32
+    ours = split.server_video_features(tokens)
+    theirs = split.model.get_video_features(pixels, return_dict=True).pooler_output
+    assert ours.shape == theirs.shape == (1, 4 * 4 + 1, 32)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    # the unsplit model end to end on the same prompt: the same logits
+    ids = split.prompt_ids(QUESTION, ours.shape[1])
+    with torch.no_grad():
+        unsplit = split.model(input_ids=ids, pixel_values_videos=pixels).logits
+    torch.testing.assert_close(split.logits(ours, QUESTION), unsplit, rtol=1e-4, atol=1e-5)
+
+
+def test_token_grid_travels_as_a_feature_map(split):
+    tokens = split.edge_tokens(split.preprocess(frames(1)))
+    fmap = split.tokens_to_map(tokens)
+    assert fmap.shape == (1, 32, 4, 4, 4)                  # (1, D, F, h, w)
+    assert torch.equal(split.map_to_tokens(fmap), tokens)
+
+
+def test_greedy_answers_survive_float16_tokens(split):
+    same = 0
+    for seed in range(6):
+        tokens = split.edge_tokens(split.preprocess(frames(seed)))
+        a = split.answer(split.server_video_features(tokens), QUESTION, max_new_tokens=6)
+        b = split.answer(split.server_video_features(tokens.half().float()), QUESTION, max_new_tokens=6)
+        assert a.token_ids and len(a.token_ids) <= 6
+        same += a.token_ids == b.token_ids
+    assert same == 6
+
+
+def test_split_layers_outside_the_encoder_are_refused(snapshot):
+    from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
+
+    for bad in (0, 4, 9):
+        with pytest.raises(ValueError, match="split_layer"):
+            SplitLlavaOnevision.from_pretrained(snapshot, split_layer=bad)
