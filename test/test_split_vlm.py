@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlm_fixture import write_tiny_llava
+from approxbit_ros.vlm.tiny_model import write_tiny_llava
 
 QUESTION = "which way does the object move ?"
 
@@ -68,3 +68,36 @@ def test_split_layers_outside_the_encoder_are_refused(snapshot):
     for bad in (0, 4, 9):
         with pytest.raises(ValueError, match="split_layer"):
             SplitLlavaOnevision.from_pretrained(snapshot, split_layer=bad)
+
+
+def footage_samples(count, questions=(QUESTION, "what colour is the object ?")):
+    import cv2
+
+    from approxbit_ros.vlm.codec_training import VlmSample
+    from footage import footage
+
+    cap = cv2.VideoCapture(footage("vtest.avi"))
+    frames = []
+    for _ in range(count * 8):
+        ok, bgr = cap.read()
+        frames.append(cv2.resize(np.ascontiguousarray(bgr[:, :, ::-1]), (48, 36)))
+    return [VlmSample(np.stack(frames[i * 8:(i + 1) * 8:2]), questions[i % len(questions)]) for i in range(count)]
+
+
+def test_codec_trained_label_free_lowers_reconstruction_error_and_resumes(split, tmp_path):
+    from approxbit_ros.vlm.codec_training import VlmCodec, answer_agreement, teacher_answers, train_vlm_codec
+
+    samples = footage_samples(6)
+    teacher_answers(split, samples, max_new_tokens=3)
+    assert all(1 <= len(s.answer_ids) <= 3 for s in samples)
+    state = str(tmp_path / "codec.pt")
+    codec = VlmCodec.build(channels=32, codebook_size=16, spatial_encoder=False)
+    first = train_vlm_codec(split, codec, samples, steps=30, lr=2e-3, state_path=state, progress=False)
+    assert len(first) == 30 and all(np.isfinite([h["task"], h["recon"], h["binary"]]).all() for h in first)
+    resumed = VlmCodec.build(channels=32, codebook_size=16, spatial_encoder=False, seed=1)
+    history = train_vlm_codec(split, resumed, samples, steps=60, lr=2e-3, state_path=state, progress=False)
+    assert len(history) == 60 and history[:30] == first             # resumed at step 30, not restarted
+    recon = [h["recon"] for h in history]
+    assert np.mean(recon[-10:]) < 0.7 * np.mean(recon[:10])
+    assert 0.0 <= answer_agreement(split, resumed, samples, 3) <= 1.0
+    assert answer_agreement(split, None, samples, 3) == 1.0                # float16 tokens: the same answers

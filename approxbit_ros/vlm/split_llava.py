@@ -83,6 +83,10 @@ class SplitLlavaOnevision:
     @torch.no_grad()
     def edge_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """(1, F, 3, S, S) -> hidden states after vision layer ``split_layer`` - 1: (F, N, D)."""
+        return self.edge_tokens_grad(pixels)
+
+    def edge_tokens_grad(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``edge_tokens`` with gradients (fine-tuning the model itself)."""
         h = self.vision.embeddings(pixels.flatten(0, 1))
         for layer in self.vision.encoder.layers[: self.split_layer]:
             h = layer(h, None)
@@ -104,6 +108,10 @@ class SplitLlavaOnevision:
         """(F, N, D) hidden states at the split -> (1, F * N' + 1, text hidden) video features:
         the remaining vision layers, the hidden state ``vision_feature_layer`` picks, the
         projector, pooling and the newline token, as ``get_video_features`` does."""
+        return self.server_video_features_grad(tokens)
+
+    def server_video_features_grad(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``server_video_features`` with gradients (codec training through the frozen model)."""
         cfg, m = self.config, self.model.model
         layers = self.vision.encoder.layers
         states = [None] * (self.split_layer + 1)            # hidden_states[i]: after layer i (0: embeddings)
