@@ -44,24 +44,26 @@ def bag_paths(path: str) -> List[Path]:
     return [p]
 
 
-def read_recording(path: str, topics: Optional[Sequence[str]] = None, store=None) -> Iterator[RecordedMessage]:
-    """Every message of the recording (only ``topics`` when given), in receive-time order."""
+def read_recording(path: str, topics: Optional[Sequence[str]] = None, store=None,
+                   decode: bool = True) -> Iterator[RecordedMessage]:
+    """Every message of the recording (only ``topics`` when given), in receive-time order;
+    without ``decode`` its ``msg`` is None (counting, copying)."""
     store = store or default_typestore()
-    streams = [_read_bag(b, topics, store) for b in bag_paths(path)]
+    streams = [_read_bag(b, topics, store, decode) for b in bag_paths(path)]
     yield from heapq.merge(*streams, key=lambda m: m.log_time_ns)
 
 
-def _read_bag(bag: Path, topics, store) -> Iterator[RecordedMessage]:
+def _read_bag(bag: Path, topics, store, decode: bool = True) -> Iterator[RecordedMessage]:
     closed = bag.is_dir() and (bag / "metadata.yaml").exists()
     if closed:
-        yield from _read_closed(bag, topics, store)
+        yield from _read_closed(bag, topics, store, decode)
     else:
         files = [bag] if bag.is_file() else sorted(bag.glob("*.mcap"))
         for f in files:
-            yield from _read_open(f, topics, store)
+            yield from _read_open(f, topics, store, decode)
 
 
-def _read_closed(bag: Path, topics, store) -> Iterator[RecordedMessage]:
+def _read_closed(bag: Path, topics, store, decode: bool = True) -> Iterator[RecordedMessage]:
     from rosbags.highlevel import AnyReader
 
     try:
@@ -72,12 +74,13 @@ def _read_closed(bag: Path, topics, store) -> Iterator[RecordedMessage]:
     try:
         conns = [c for c in reader.connections if topics is None or c.topic in topics]
         for conn, t, raw in reader.messages(connections=conns):
-            yield RecordedMessage(conn.topic, conn.msgtype, int(t), bytes(raw), store.deserialize_cdr(raw, conn.msgtype))
+            yield RecordedMessage(conn.topic, conn.msgtype, int(t), bytes(raw),
+                                  store.deserialize_cdr(raw, conn.msgtype) if decode else None)
     finally:
         reader.close()
 
 
-def _read_open(path: Path, topics, store) -> Iterator[RecordedMessage]:
+def _read_open(path: Path, topics, store, decode: bool = True) -> Iterator[RecordedMessage]:
     """An MCAP file without summary: records in file order until the data ends (a truncated
     record at the end is what a crash leaves and ends the read)."""
     from mcap.exceptions import McapError
@@ -97,7 +100,7 @@ def _read_open(path: Path, topics, store) -> Iterator[RecordedMessage]:
                     topic, msgtype = channels[record.channel_id]
                     if topics is None or topic in topics:
                         out.append(RecordedMessage(topic, msgtype, record.log_time, bytes(record.data),
-                                                   store.deserialize_cdr(record.data, msgtype)))
+                                                   store.deserialize_cdr(record.data, msgtype) if decode else None))
         except (McapError, EOFError, ValueError, OSError):
             pass                                # the end of what reached the disk
     out.sort(key=lambda m: m.log_time_ns)
@@ -115,6 +118,6 @@ def topic_types(path: str) -> dict:
             with AnyReader([bag], default_typestore=default_typestore()) as reader:
                 out.update({c.topic: c.msgtype for c in reader.connections})
         else:
-            for m in _read_bag(bag, None, default_typestore()):
+            for m in _read_bag(bag, None, default_typestore(), decode=False):
                 out.setdefault(m.topic, m.msgtype)
     return out

@@ -51,7 +51,7 @@ class ExperimentInfo:
 
 
 def topic_counts(recording: str) -> Dict[str, int]:
-    return dict(Counter(m.topic for m in read_recording(recording)))
+    return dict(Counter(m.topic for m in read_recording(recording, decode=False)))
 
 
 def load_recorded_run(recording: str, truth: Optional[str] = None, info: Optional[ExperimentInfo] = None,
@@ -142,12 +142,10 @@ def switch_reasons(run: Run, limit: int = 200) -> List[dict]:
     return out[:limit]
 
 
-def build_summary(run: Run, recording: str, info: ExperimentInfo,
+def build_summary(run: Run, recording: str, info: ExperimentInfo, receipts: Sequence[dict],
                   table_latency: Optional[Callable[[str, float, float], float]] = None) -> dict:
-    from offload_common.recording.records import load_records
-
+    """``receipts``: the servers' payload receipts (``payload_receipts``)."""
     summary = summarize(run, sorted(info.levels), table_latency)
-    receipts = payload_receipts(load_records(recording)["receipt"])
     rate = payload_bitrate(receipts)
     span = [d["recv_ns"] for d in run.decisions] + [r["recv_ns"] for r in run.results]
     summary.update({
@@ -177,14 +175,12 @@ def _shade_outages(ax, run: Run) -> None:
         ax.axvspan(o["down_at_s"], end, color="red", alpha=0.12, lw=0)
 
 
-def figures(run: Run, recording: str, info: ExperimentInfo) -> List[tuple]:
+def figures(run: Run, recording: str, info: ExperimentInfo, receipts: Sequence[dict]) -> List[tuple]:
     """(title, base64 PNG) of each figure of the report."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from offload_common.recording.records import load_records
 
     out = []
     path = os.path.join(os.path.dirname(os.path.abspath(recording)), ".report_fig9.png")
@@ -215,7 +211,7 @@ def figures(run: Run, recording: str, info: ExperimentInfo) -> List[tuple]:
     fig.tight_layout()
     out.append(("Latency of every result by stage (outages shaded)", _png(fig)))
 
-    rate = payload_bitrate(payload_receipts(load_records(recording)["receipt"]))
+    rate = payload_bitrate(receipts)
     fig, ax = plt.subplots(figsize=(12, 3.5))
     if rate["series"]:
         ts, kbps = zip(*rate["series"])
@@ -309,11 +305,14 @@ def build_report(recording: str, out_dir: str, truth: Optional[str] = None, info
     run = load_recorded_run(recording, truth, info, truth_answer)
     if not info.t0 and run.decisions:
         run.t0 = run.decisions[0]["recv_ns"] / 1e9
-    summary = build_summary(run, recording, info, table_latency)
+    from offload_common.recording.records import load_records
+
+    receipts = payload_receipts(load_records(recording)["receipt"])
+    summary = build_summary(run, recording, info, receipts, table_latency)
     summary.update(extra or {})
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    write_html(os.path.join(out_dir, "report.html"), summary, figures(run, recording, info),
+    write_html(os.path.join(out_dir, "report.html"), summary, figures(run, recording, info, receipts),
                info.title or f"offloading run {os.path.basename(os.path.abspath(recording))}")
     return summary
