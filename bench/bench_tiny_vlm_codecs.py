@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import json
 import math
 import os
@@ -49,23 +48,12 @@ def wilson(k: int, n: int, z: float = 1.96):
     return centre - half, centre + half
 
 
-def splits(seed: int, segment: int = 4):
-    """Each video's clips in time segments of ``segment`` clips, the segments shuffled (seeded)
-    and dealt 60 / 15 / 25 % to train / validation / test, so every split samples the whole
-    video; the first clip of each segment is dropped (it shares frames with the previous one)."""
-    import random
-
+def splits(seed: int):
+    from approxbit_ros.vlm.codec_training import split_clips
     from approxbit_ros.vlm.tiny_model import footage_clips
 
-    out = {"train": [], "val": [], "test": []}
-    for name, step in VIDEOS:
-        clips = footage_clips(os.path.join(ROOT, "data", "footage", name), step=step, stride=3)
-        segments = [clips[i + 1:i + segment] for i in range(0, len(clips), segment)]
-        random.Random(f"{seed}/{name}").shuffle(segments)
-        a, b = round(0.6 * len(segments)), round(0.75 * len(segments))
-        for kind, part in (("train", segments[:a]), ("val", segments[a:b]), ("test", segments[b:])):
-            out[kind] += [c for seg in part for c in seg]
-    return out
+    return split_clips([footage_clips(os.path.join(ROOT, "data", "footage", name), step=step, stride=3)
+                        for name, step in VIDEOS], seed)
 
 
 def main() -> int:
@@ -82,7 +70,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(2)
     from approxbit_ros.vlm.codec_training import (VlmCodec, VlmSample, answer_agreement, teacher_answers,
-                                                  train_vlm_codec)
+                                                  train_with_validation)
     from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
     from approxbit_ros.vlm.tiny_model import QUESTIONS, fine_tune_teacher, write_tiny_llava
 
@@ -107,14 +95,9 @@ def main() -> int:
         k, enc = spec.split(":")
         codec = VlmCodec.build(split.config.vision_config.hidden_size, int(k), enc == "enc", seed=args.seed)
         state = os.path.join(tempfile.mkdtemp(), "codec.pt")
-        best, best_val, best_step = None, -1.0, 0
-        for upto in range(args.eval_every, args.codec_steps + 1, args.eval_every):
-            train_vlm_codec(split, codec, samples["train"], steps=upto, lr=args.lr, seed=args.seed, state_path=state,
-                            progress=False)
-            val = answer_agreement(split, codec, samples["val"], args.max_new_tokens)
-            if val >= best_val:
-                best, best_val, best_step = copy.deepcopy(codec), val, upto
-        test = answer_agreement(split, best, samples["test"], args.max_new_tokens)
+        scores = train_with_validation(split, codec, samples, args.codec_steps, args.eval_every, args.max_new_tokens,
+                                       state, lr=args.lr, seed=args.seed, progress=False)
+        best, best_val, best_step, test = codec, scores["val_agreement"], scores["best_step"], scores["test_agreement"]
         per_q = {q: answer_agreement(split, best, [x for x in samples["test"] if x.question == q], args.max_new_tokens)
                  for q in QUESTIONS}
         rows.append({"config": f"K={k} {'Enc' if enc == 'enc' else 'NoEnc'}", "best_step": best_step,

@@ -3,6 +3,8 @@ random model the test writes as a local snapshot: the split edge + server comput
 model's own video features and language-model logits; greedy answers through float16 tokens
 (DNN-Surgery's transmission) equal the float32 ones; the token grid travels as a (D, F, h, w)
 map and back unchanged; bad split layers are refused."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,33 @@ def test_codec_trained_label_free_lowers_reconstruction_error_and_resumes(split,
     assert np.mean(recon[-10:]) < 0.7 * np.mean(recon[:10])
     assert 0.0 <= answer_agreement(split, resumed, samples, 3) <= 1.0
     assert answer_agreement(split, None, samples, 3) == 1.0                # float16 tokens: the same answers
+
+
+def test_train_vlm_codecs_cli_writes_loadable_configurations(snapshot, tmp_path, capsys):
+    from approxbit_ros.vlm.codec_training import VlmCodec
+    from approxbit_ros.vlm.train_cli import main
+    from footage import footage
+
+    questions = tmp_path / "questions.txt"
+    questions.write_text("# templated\nwhich way does the object move ?\nwhat colour is the object ?\n")
+    out = tmp_path / "configs"
+    args = ["--snapshot", snapshot, "--footage", footage("vtest.avi"), "--questions", str(questions), "--out", str(out),
+            "--split-layer", "2", "--configs", "8:noenc,8:enc", "--frames", "4", "--frame-stride", "2",
+            "--clip-step", "8", "--max-frames-per-video", "400", "--steps", "20", "--eval-every", "10",
+            "--max-new-tokens", "3"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["config"] for c in summary["configs"]] == ["k8-noenc", "k8-enc"] and summary["teacher_histogram"]
+    assert not list((out / "state").glob("*.pt"))           # finished configurations leave no training state
+    codec, meta = VlmCodec.load(str(out / "k8-enc.json"))
+    assert (meta["split_layer"], meta["codebook_size"], meta["spatial_encoder"]) == (2, 8, True)
+    assert 0.0 <= meta["test_agreement"] <= 1.0 and meta["best_step"] in (10, 20)
+    # the saved codec is the trained one: the same bits as a fresh build would not give
+    fresh = VlmCodec.build(32, 8, True)
+    x = torch.randn(1, 32, 4, 4, 4)
+    assert not torch.equal(codec.encoder.encode_bits(x), fresh.encoder.encode_bits(x)) or \
+        not torch.equal(codec.decoder.codebook, fresh.decoder.codebook)
+    with pytest.raises(SystemExit):
+        main(args[:-2] + ["--configs", "8:sideways"])
+    assert "expected K:enc or K:noenc" in capsys.readouterr().err
+    assert main(["--snapshot", str(tmp_path / "missing"), "--footage", footage("vtest.avi")]) == 2

@@ -41,6 +41,45 @@ class VlmCodec:
     def modules(self):
         return {"encoder": self.encoder, "decoder": self.decoder}
 
+    @property
+    def name(self) -> str:
+        c = self.encoder.config
+        return f"k{c.codebook_size}-{'enc' if c.spatial_encoder else 'noenc'}"
+
+    def save(self, folder: str, **meta) -> str:
+        """``<folder>/<name>.safetensors`` (encoder and decoder) and ``<name>.json`` (codec
+        config plus ``meta``: split layer, the snapshot it belongs to, scores); returns the json."""
+        import json
+        import os
+
+        from safetensors.torch import save_file
+
+        os.makedirs(folder, exist_ok=True)
+        tensors = {f"{part}.{k}": v.contiguous() for part, m in self.modules().items()
+                   for k, v in m.state_dict().items()}
+        save_file(tensors, os.path.join(folder, self.name + ".safetensors"))
+        c = self.encoder.config
+        path = os.path.join(folder, self.name + ".json")
+        with open(path, "w") as f:
+            json.dump({"channels": c.channels, "codebook_size": c.codebook_size, "spatial_encoder": c.spatial_encoder,
+                       **meta}, f, indent=1)
+        return path
+
+    @classmethod
+    def load(cls, json_path: str) -> Tuple["VlmCodec", dict]:
+        import json
+
+        from safetensors.torch import load_file
+
+        with open(json_path) as f:
+            meta = json.load(f)
+        codec = cls.build(meta["channels"], meta["codebook_size"], meta["spatial_encoder"])
+        tensors = load_file(json_path[: -len(".json")] + ".safetensors")
+        for part, m in codec.modules().items():
+            m.load_state_dict({k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")})
+            m.eval()
+        return codec, meta
+
     def parameters(self):
         return list(self.encoder.parameters()) + list(self.decoder.parameters())
 
@@ -52,6 +91,43 @@ class VlmCodec:
             xp = self.encoder.logits(fmap)
             codes = (xp > 0).float()
         return self.decoder(codes, tuple(fmap.shape[2:])), xp
+
+
+def split_clips(videos: Sequence[Sequence[np.ndarray]], seed: int, segment: int = 4,
+                shares: Tuple[float, float] = (0.6, 0.75)) -> dict:
+    """Each video's clips in time segments of ``segment`` clips, shuffled (seeded) and dealt
+    60 / 15 / 25 % to train / val / test, so every split samples the whole video; the first clip
+    of each segment is dropped (it shares frames with the previous segment's last)."""
+    out = {"train": [], "val": [], "test": []}
+    for v, clips in enumerate(videos):
+        segments = [list(clips[i + 1:i + segment]) for i in range(0, len(clips), segment)]
+        random.Random(f"{seed}/{v}").shuffle(segments)
+        a, b = round(shares[0] * len(segments)), round(shares[1] * len(segments))
+        for kind, part in (("train", segments[:a]), ("val", segments[a:b]), ("test", segments[b:])):
+            out[kind] += [c for seg in part for c in seg]
+    return out
+
+
+def train_with_validation(split, codec: VlmCodec, samples: dict, steps: int, eval_every: int, max_new_tokens: int,
+                          state_path: str, lr: float = 2e-4, seed: int = 0, progress: bool = True) -> dict:
+    """``train_vlm_codec`` in chunks of ``eval_every`` steps; the checkpoint with the best answer
+    agreement on ``samples["val"]`` (ties: the later) is loaded back into ``codec``; the test
+    samples are scored once. Returns the scores."""
+    import copy
+
+    best, best_val, best_step = None, -1.0, 0
+    for upto in range(eval_every, steps + 1, eval_every):
+        train_vlm_codec(split, codec, samples["train"], steps=upto, lr=lr, seed=seed, state_path=state_path,
+                        progress=progress)
+        val = answer_agreement(split, codec, samples["val"], max_new_tokens)
+        if val >= best_val:
+            best, best_val, best_step = copy.deepcopy([m.state_dict() for m in codec.modules().values()]), val, upto
+    for m, state in zip(codec.modules().values(), best):
+        m.load_state_dict(state)
+        m.eval()
+    test = answer_agreement(split, codec, samples["test"], max_new_tokens) if samples.get("test") else None
+    return {"best_step": best_step, "val_agreement": best_val, "test_agreement": test,
+            "val_pairs": len(samples["val"]), "test_pairs": len(samples.get("test", []))}
 
 
 def teacher_answers(split, samples: Sequence[VlmSample], max_new_tokens: int) -> None:
