@@ -145,11 +145,10 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
     ground-truth log) is removed before and scored after; ``scored`` and ``truth_answer`` say which
     records are the stream's results and what a correct one carries (``analysis.load_run``)."""
     from offload_common.cpu_limit import CpuLimit, cpu_limit_available
-    from offload_common.experiments.analysis import plot
     from offload_common.link_trace import TracePlayer, fig9_trace
     from offload_common.lookup_table import LookupTable
     from offload_common.netns_link import EmulatedLink, netns_available
-    from offload_common.recording.report import EXPERIMENT_FILE, ExperimentInfo, build_report, load_recorded_run
+    from offload_common.recording.report import EXPERIMENT_FILE, ExperimentInfo, build_report
 
     if args.dds_profile and not os.path.isfile(args.dds_profile):
         raise FileNotFoundError(f"--dds-profile {args.dds_profile}: no such file")
@@ -240,7 +239,5 @@ def run_adaptive_experiment(args: argparse.Namespace, *, stream_id: str, lut: st
                                   "delay_ms": args.delay_ms, "loss": args.loss, "sla_schedule": schedule,
                                   "scored": scored, "dds_profile": args.dds_profile, "trace": args.trace,
                                   "node_exit_codes": codes, "crashed": crashed, "command": command})
-    plot(load_recorded_run(bag, truth_path, info, truth_answer), os.path.join(args.out, "fig9.png"), info.title,
-         metric)
     print(json.dumps(summary, indent=1))
     return 0 if not crashed else 1

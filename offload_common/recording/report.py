@@ -175,23 +175,18 @@ def _shade_outages(ax, run: Run) -> None:
         ax.axvspan(o["down_at_s"], end, color="red", alpha=0.12, lw=0)
 
 
-def figures(run: Run, recording: str, info: ExperimentInfo, receipts: Sequence[dict]) -> List[tuple]:
-    """(title, base64 PNG) of each figure of the report."""
+def figures(run: Run, info: ExperimentInfo, receipts: Sequence[dict], fig9_path: str) -> List[tuple]:
+    """(title, base64 PNG) of each figure of the report; the Fig. 9-style panel is also kept as
+    ``fig9_path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = []
-    path = os.path.join(os.path.dirname(os.path.abspath(recording)), ".report_fig9.png")
-    try:
-        plot(run, path, info.title or "offloading run", info.metric)
-        with open(path, "rb") as f:
-            out.append(("Link estimate, chosen configuration, latency and accuracy against the SLA",
-                        base64.b64encode(f.read()).decode()))
-    finally:
-        if os.path.exists(path):
-            os.remove(path)
+    plot(run, fig9_path, info.title or "offloading run", info.metric)
+    with open(fig9_path, "rb") as f:
+        out = [("Link estimate, chosen configuration, latency and accuracy against the SLA",
+                base64.b64encode(f.read()).decode())]
 
     rows = run.results
     fig, ax = plt.subplots(figsize=(12, 4))
@@ -298,7 +293,7 @@ def build_report(recording: str, out_dir: str, truth: Optional[str] = None, info
                  truth_answer: Optional[Callable[[str], str]] = None,
                  table_latency: Optional[Callable[[str, float, float], float]] = None,
                  extra: Optional[dict] = None) -> dict:
-    """Writes ``report.html`` and ``summary.json`` to ``out_dir``; returns the summary."""
+    """Writes ``report.html``, ``summary.json`` and ``fig9.png`` to ``out_dir``; returns the summary."""
     if info is None:
         side = os.path.join(os.path.dirname(os.path.abspath(recording)), EXPERIMENT_FILE)
         info = ExperimentInfo.load(side) if os.path.exists(side) else ExperimentInfo()
@@ -313,6 +308,7 @@ def build_report(recording: str, out_dir: str, truth: Optional[str] = None, info
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    write_html(os.path.join(out_dir, "report.html"), summary, figures(run, recording, info, receipts),
+    figs = figures(run, info, receipts, os.path.join(out_dir, "fig9.png"))
+    write_html(os.path.join(out_dir, "report.html"), summary, figs,
                info.title or f"offloading run {os.path.basename(os.path.abspath(recording))}")
     return summary
