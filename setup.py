@@ -32,6 +32,7 @@ COMMANDS = {
     "approxbit_train_vqa": "approxbit_ros.vqa.train_cli:main",
     "approxbit_fit_entropy": "approxbit_ros.training.fit_entropy_cli:main",
     "approxbit_train_vlm_codecs": "approxbit_ros.vlm.train_cli:main",
+    "approxbit_profile_vlm": "approxbit_ros.vlm.profile_cli:main",
     "approxbit_adaptive_experiment": "approxbit_ros.experiments.adaptive_cli:main",
     "h2c_adaptive_experiment": "how2compress_ros.experiments.adaptive_cli:main",
     "offload_report": "offload_common.recording.report_cli:main",

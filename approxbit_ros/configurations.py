@@ -5,6 +5,7 @@ Ids (carried in every payload, chosen by the link monitor):
   encoder on / off, codebook size K (trained, ``configs/*.safetensors`` next to the backbone);
 - ``<backbone>/o<o>/deepcod/r<R>``: DeepCOD-style float codes, 1/R of the float32 map (trained);
 - ``<backbone>/o<o>/float32``: DNN-Surgery, the raw float32 feature map (no weights);
+- ``<vlm>/o<L>/float16``: DNN-Surgery for a vision-language model, float16 vision tokens;
 - ``edge_only``: the whole backbone runs on the edge, nothing is sent.
 
 Every configuration's weights are loaded once, at start; switching is a dictionary lookup.
@@ -38,7 +39,7 @@ class Configuration:
     offload_point: int
     spatial_encoder: bool
     codebook_size: int                  # K code channels (feature channels D for float32)
-    kind: str                           # "binary", "deepcod" or "float32"
+    kind: str                           # "binary", "deepcod", "float32" or "float16"
     encoder: Optional[BinaryEncoder] = None
     decoder: Optional[BinaryDecoder] = None
     entropy_model: Optional[BitContextModel] = None   # range coder's model (``<id>.entropy.safetensors``)
@@ -91,7 +92,8 @@ def load_backbone(folder: str):
 
 
 class ConfigurationSet:
-    """A backbone and every configuration of it, preloaded."""
+    """A backbone and every configuration of it, preloaded. ``labels`` empty: the backbone has no
+    classifier (a vision-language model, ``vlm/configurations.py``), only answers."""
 
     def __init__(self, backbone, name: str, labels: Sequence[str], configurations: Dict[str, Configuration],
                  clip_frames: int = 16, clip_size: int = 64):
@@ -166,6 +168,19 @@ class ConfigurationSet:
             self.get(config_id)
 
 
+def load_configurations(folder: str, vlm_codecs: str = "") -> ConfigurationSet:
+    """The configuration set a node serves from ``folder``: a video backbone folder
+    (``ConfigurationSet.from_pretrained``) or a vision-language model snapshot with its codecs
+    (``vlm_codecs``, default ``<folder>/approxbit``)."""
+    from approxbit_ros.vlm.configurations import is_vlm_snapshot, load_vlm_configurations
+
+    if is_vlm_snapshot(folder):
+        return load_vlm_configurations(folder, vlm_codecs or None)
+    if vlm_codecs:
+        raise ValueError(f"vlm_codecs_path is set, but {folder} is not a vision-language model snapshot")
+    return ConfigurationSet.from_pretrained(folder)
+
+
 def _codec_state(path: str) -> Dict[str, Dict[str, torch.Tensor]]:
     """A configuration's safetensors file split into the encoder's and the decoder's state."""
     state = read_weights(path)
@@ -204,5 +219,5 @@ def warm_up(configs: ConfigurationSet) -> Dict[str, WireShape]:
                                  f"configuration sends {list(code)} for {configs.clip_frames}-frame "
                                  f"{configs.clip_size}x{configs.clip_size} clips; refit it (approxbit_fit_entropy)")
         n = int(np.prod(code))
-        shapes[c.config_id] = WireShape(code, fs, (n + 7) // 8 if c.kind == "binary" else 4 * n)
+        shapes[c.config_id] = WireShape(code, fs, {"binary": (n + 7) // 8, "float16": 2 * n}.get(c.kind, 4 * n))
     return shapes

@@ -15,8 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from approxbit_ros.codec.wire import (BIT_ORDER_MSB_FIRST, ENCODING_BITS, ENCODING_FLOAT32, ENCODING_RANGE_CODED,
-                                      BinaryPayload, PayloadError)
+from approxbit_ros.codec.wire import (BIT_ORDER_MSB_FIRST, ENCODING_BITS, ENCODING_FLOAT16, ENCODING_FLOAT32,
+                                      ENCODING_RANGE_CODED, BinaryPayload, PayloadError)
 from approxbit_ros.configurations import EDGE_ONLY, Configuration, ConfigurationSet, WireShape, warm_up
 from offload_common.payload_checks import (SUPPORTED_FORMAT_VERSION, PayloadCounters, PayloadRejected,
                                            SequenceTracker, StreamLimits, check_finite)
@@ -176,16 +176,16 @@ class ApproxBitEdge:
         t1 = rt.clock()
         if cid == EDGE_ONLY:
             final = rt.final_map(x).to(self.configs.device)
-            logits = self.configs.backbone.classify_map(final)
+            pred = predict_topk(self.configs.backbone.classify_map(final), self.configs.labels, self.topk) \
+                if self.configs.labels else None
             t2 = rt.clock()
-            return EdgeOutput(cid, None, None, (0, 0, 0), predict_topk(logits, self.configs.labels, self.topk),
-                              _ms(t0, t1), _ms(t1, t2), 0.0, final)
+            return EdgeOutput(cid, None, None, (0, 0, 0), pred, _ms(t0, t1), _ms(t1, t2), 0.0, final)
         c = self.configs.get(cid)
         feats = rt.features(x, c.offload_point)
         t2 = rt.clock()
         codes = rt.transmitted(c, feats)
         if c.float_codes:
-            payload = BinaryPayload.from_floats(codes, half=False)
+            payload = BinaryPayload.from_floats(codes, half=c.kind == "float16")
         else:
             payload = BinaryPayload.from_bits(codes, c.entropy_model if self.entropy_coding else None)
         t3 = time.perf_counter()
@@ -195,10 +195,11 @@ class ApproxBitEdge:
 
 @dataclass
 class ServerResult:
-    prediction: Prediction
+    prediction: Optional[Prediction]          # None: the set has no classifier (a vision-language model)
     decode_ms: float
     server_ms: float
     final_map: Optional[torch.Tensor] = None  # the backbone's last feature map (1, C, T, H, W), for the VQA head
+                                              # (a vision-language model: the language model's video features)
 
 
 @dataclass
@@ -251,8 +252,8 @@ class ApproxBitServer:
         got = (int(offload_index), bool(spatial_encoder), int(codebook_size))
         want = (c.offload_point, c.spatial_encoder, c.codebook_size)
         self._expect(got == want, "fields", f"(offload, spatial encoder, K) {got} but {config_id} has {want}")
-        want_enc = {ENCODING_FLOAT32} if c.kind != "binary" else (
-            {ENCODING_BITS, ENCODING_RANGE_CODED} if c.entropy_model is not None else {ENCODING_BITS})
+        want_enc = {"float16": {ENCODING_FLOAT16}, "binary": {ENCODING_BITS, ENCODING_RANGE_CODED}
+                    if c.entropy_model is not None else {ENCODING_BITS}}.get(c.kind, {ENCODING_FLOAT32})
         self._expect(encoding in want_enc, "encoding", f"encoding {encoding}, {config_id} sends {sorted(want_enc)}")
         wire = self.wire_shapes[config_id]
         shape, fs = tuple(int(s) for s in shape[:8]), tuple(int(s) for s in feature_shape[:8])
@@ -309,11 +310,11 @@ class ApproxBitServer:
             t1 = time.perf_counter()
             final, logits = self.runtime.finish(c, feats)
         else:
-            feats = p.codes.float() if c.kind == "float32" else c.decoder(p.codes.float(), p.feature_shape)
+            feats = p.codes.float() if c.decoder is None else c.decoder(p.codes.float(), p.feature_shape)
             t1 = stage_time(self.configs.device)
             final = self.configs.backbone.finish(feats, c.offload_point)
-            logits = self.configs.backbone.classify_map(final)
-        pred = predict_topk(logits, self.configs.labels, self.topk)
+            logits = self.configs.backbone.classify_map(final) if self.configs.labels else None
+        pred = predict_topk(logits, self.configs.labels, self.topk) if logits is not None else None
         t2 = time.perf_counter()
         self.counters.accepted += 1
         return ServerResult(pred, p.check_ms + _ms(t0, t1), _ms(t1, t2), final)

@@ -4,6 +4,8 @@ configuration -> BinaryFeatures. Every configuration is preloaded; an OffloadCon
 stream switches between them (or to edge_only, where the node runs the whole backbone and
 publishes the ActionResult itself, and with ``vqa_question`` set the VqaAnswer too). The model
 runs in a worker thread behind a drop-oldest queue, so the camera callback never blocks.
+``backbone_path`` may be a LLaVA-OneVision snapshot: the vision layers before the split run here,
+and edge-only answers come from the whole vision-language model (no ActionResult then).
 
 Topics: subscribes ``image_raw`` (sensor_msgs/Image), ``offload_config`` (OffloadConfig,
 latched); publishes ``binary_features`` (BinaryFeatures), ``action_results`` and
@@ -16,9 +18,9 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from approxbit_ros.configurations import EDGE_ONLY, ConfigurationSet, warm_up
+from approxbit_ros.configurations import EDGE_ONLY, load_configurations, warm_up
 from approxbit_ros.nodes.results import fill_action_result
-from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
+from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion, vlm_answerer
 from approxbit_ros.pipeline import ApproxBitEdge, ClipBuffer
 from builtin_interfaces.msg import Time
 from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig
@@ -75,7 +77,11 @@ class ApproxBitEdgeNode(Node):
             raise ValueError("edge_runtime onnxruntime exports from the CPU: set device cpu (onnx_providers pick the GPU)")
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
-        self.configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
+        self.configs = load_configurations(resolve_data_path(self.p.backbone_path),
+                                           resolve_data_path(self.p.vlm_codecs_path)).to(device)
+        vlm = not self.configs.labels
+        if vlm and onnx is not None:
+            raise ValueError("edge_runtime onnxruntime serves the video backbones; a vision-language model runs on torch")
         self.configs.clip_frames, self.configs.clip_size = self.p.clip_frames, self.p.clip_size
         warm_up(self.configs)
         runtime = None
@@ -85,7 +91,8 @@ class ApproxBitEdgeNode(Node):
             runtime = OnnxEdgeRuntime(self.configs, settings=onnx)
         self.edge = ApproxBitEdge(self.configs, self.p.config_id, self.p.topk, runtime=runtime,
                                   entropy_coding=self.p.entropy_coding)
-        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device, onnx)
+        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device, onnx,
+                               answerer=vlm_answerer(self.configs, self.p.vlm_max_new_tokens))
         self.clips = ClipBuffer(self.p.clip_frames, self.p.clip_stride, self.p.clip_size)
         self.images = ImageReceiver(self.get_logger())
         self.seq = 0
@@ -126,7 +133,8 @@ class ApproxBitEdgeNode(Node):
             lat.edge_queue_ms, lat.edge_model_ms = queue_ms, out.preprocess_ms + out.model_ms
             lat.total_ms = (self.get_clock().now().nanoseconds - clip.last_stamp_ns) / 1e6
             self.vqa.publish(out.final_map, res)
-            self.result_pub.publish(res)
+            if out.prediction is not None:
+                self.result_pub.publish(res)
         else:
             self.pub.publish(self._to_msg(out, clip, header, queue_ms))
         self.seq += 1

@@ -2,6 +2,8 @@
 (authentication tag) -> field, exact shape, byte count, sequence, stamp, CRC and finiteness checks
 -> codebook + decoder -> rest of the backbone -> ActionResult (top-k, latency breakdown), plus a
 LinkReceipt per payload; with ``vqa_question`` set, also the VQA head's answer to it (VqaAnswer).
+``backbone_path`` may be a LLaVA-OneVision snapshot: the server then finishes the vision tower,
+runs the projector and the language model and publishes only VqaAnswer (free text).
 Anything that fails a check is logged and counted by reason before any model runs, and the node
 keeps serving. The checks run in the subscription callback; the models run in a worker thread on
 the newest payload of each stream (``shed_load``), so a server that falls behind skips payloads
@@ -16,9 +18,9 @@ import time
 
 from rclpy.node import Node
 
-from approxbit_ros.configurations import ConfigurationSet
+from approxbit_ros.configurations import load_configurations
 from approxbit_ros.nodes.results import fill_action_result
-from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion
+from approxbit_ros.nodes.vqa_question import VQA_PARAMETERS, VqaQuestion, vlm_answerer
 from approxbit_ros.pipeline import ApproxBitServer
 from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt
 from offload_common.nodes.onnx_params import ONNX_PARAMETERS, RUNTIME_PARAMETER, onnx_settings
@@ -61,7 +63,10 @@ class ApproxBitServerNode(Node):
         self.keys = payload_keys(self, self.p.auth_key_file)
         torch.set_num_threads(self.p.torch_threads)
         t = time.perf_counter()
-        configs = ConfigurationSet.from_pretrained(resolve_data_path(self.p.backbone_path)).to(device)
+        configs = load_configurations(resolve_data_path(self.p.backbone_path),
+                                      resolve_data_path(self.p.vlm_codecs_path)).to(device)
+        if not configs.labels and onnx is not None:
+            raise ValueError("runtime onnxruntime serves the video backbones; a vision-language model runs on torch")
         configs.clip_frames, configs.clip_size = self.p.clip_frames, self.p.clip_size
         runtime = None
         if onnx is not None:
@@ -70,7 +75,8 @@ class ApproxBitServerNode(Node):
             runtime = OnnxServerRuntime(configs, onnx)
         self.server = ApproxBitServer(configs, self.p.max_payload_bytes, self.p.topk, stream_limits(self.p),
                                       runtime=runtime)
-        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device, onnx)
+        self.vqa = VqaQuestion(self, self.p.backbone_path, self.p.vqa_head_path, self.p.vqa_question, device, onnx,
+                               answerer=vlm_answerer(configs, self.p.vlm_max_new_tokens))
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.receipt_pub = self.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
         self.worker = NewestPerStreamWorker(self._serve, self.get_logger(), "payload") if self.p.shed_load else None
@@ -143,12 +149,14 @@ class ApproxBitServerNode(Node):
                      decode_ms=res.decode_ms, server_ms=res.server_ms, payload_bytes=len(msg.data),
                      server_queue_ms=queue_ms, server_skipped=pending.skipped)
         self.vqa.publish(res.final_map, out)        # first (0.5 ms): a listener has it when the result comes
-        self.result_pub.publish(out)
+        if res.prediction is not None:              # None: a vision-language model, which only answers
+            self.result_pub.publish(out)
         c = self.server.counters
         if c.accepted % 50 == 0:
             skipped = self.worker.superseded if self.worker is not None else 0
             self.get_logger().info(f"{c.accepted} results ({c.rejected} rejected, {skipped} skipped, {c.lost} lost, "
-                                   f"{c.restarts} edge restarts); last '{res.prediction.label}' via {m.config_id}")
+                                   f"{c.restarts} edge restarts); last via {m.config_id}"
+                                   + (f": '{res.prediction.label}'" if res.prediction is not None else ""))
 
     def destroy_node(self):
         if self.worker is not None:

@@ -2,7 +2,9 @@
 server and the edge node (which answers in edge-only mode). The answer head is loaded at start
 from ``vqa_head_path`` (default ``<backbone_path>/vqa``) when that folder exists, so a question
 can be set later with ``ros2 param set <node> vqa_question "..."``; a question the head cannot
-read (no word it knows) is refused with the reason, words it does not know are logged."""
+read (no word it knows) is refused with the reason, words it does not know are logged. With a
+vision-language model as the backbone (``backbone_path`` a LLaVA-OneVision snapshot) its language
+model answers any question in free text instead (``vlm_max_new_tokens``)."""
 from __future__ import annotations
 
 import copy
@@ -22,20 +24,39 @@ VQA_PARAMETERS = (
     Param(PARAM, "", "question answered about every clip, published as VqaAnswer on vqa_answers (e.g. 'which way "
           "does the object move?'); empty: no answers. Set at run time to ask another"),
     Param("vqa_head_path", "", "VQA head folder (approxbit_train_vqa; default: <backbone_path>/vqa)", read_only=True),
+    Param("vlm_codecs_path", "", "with a vision-language model snapshot as backbone_path: its codec folder "
+          "(approxbit_train_vlm_codecs; default <backbone_path>/approxbit)", read_only=True),
+    Param("vlm_max_new_tokens", 32, "with a vision-language model: the longest answer, in tokens (greedy)",
+          read_only=True, range=(1, 4096)),
 )
+
+
+def vlm_answerer(configs, max_new_tokens: int):
+    """The language model's answerer when ``configs`` is a vision-language model's set, else None."""
+    if configs.labels:
+        return None
+    from approxbit_ros.vlm.configurations import VlmAnswerer
+
+    return VlmAnswerer(configs.backbone.split, max_new_tokens)
 
 
 class VqaQuestion:
     """Holds the head and the current question; ``publish`` answers it about one clip."""
 
-    def __init__(self, node, backbone_path: str, head_path: str, question: str, device, onnx=None):
-        """``onnx``: None (torch) or the node's ``OnnxSettings`` (the head on ONNX Runtime)."""
+    def __init__(self, node, backbone_path: str, head_path: str, question: str, device, onnx=None, answerer=None):
+        """``onnx``: None (torch) or the node's ``OnnxSettings`` (the head on ONNX Runtime).
+        ``answerer``: a vision-language model's ``VlmAnswerer``, which replaces the head."""
         self.node, self.question, self.answered, self.failed = node, "", 0, 0
         folder = resolve_data_path(head_path) if head_path else vqa_folder(resolve_data_path(backbone_path))
+        if answerer is not None and head_path:
+            raise ValueError("vqa_head_path: a vision-language model answers itself; leave it empty")
         if head_path and not os.path.isdir(folder):
             raise FileNotFoundError(f"vqa_head_path: no VQA head in {folder} (train one with approxbit_train_vqa)")
-        self.head = VqaHead.from_pretrained(folder).to(device) if os.path.isdir(folder) else None
-        if self.head is not None and onnx is not None:
+        if answerer is not None:
+            self.head = answerer
+        else:
+            self.head = VqaHead.from_pretrained(folder).to(device) if os.path.isdir(folder) else None
+        if self.head is not None and answerer is None and onnx is not None:
             from approxbit_ros.vqa.onnx_head import OnnxVqaHead
 
             self.head = OnnxVqaHead(self.head, onnx)
@@ -57,8 +78,8 @@ class VqaQuestion:
             except QuestionError as exc:
                 return str(exc)
             if unknown:
-                self.node.get_logger().warning(f"question {question!r}: the VQA head ignores the words it has not "
-                                               f"seen: {', '.join(unknown)}")
+                self.node.get_logger().warning(f"question {question!r}: words the answering model has not seen "
+                                               f"(ignored or read as unknown): {', '.join(unknown)}")
             self.node.get_logger().info(f"answering {question!r} about every clip on vqa_answers")
         self.question = question
         return None

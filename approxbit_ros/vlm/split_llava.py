@@ -33,6 +33,7 @@ PROMPT = "<|im_start|>user {video}\n{question}<|im_end|>\n<|im_start|>assistant\
 class Answer:
     text: str
     token_ids: List[int]
+    score: float = 1.0        # the answer's probability per token (geometric mean over its tokens)
 
 
 class SplitLlavaOnevision:
@@ -78,18 +79,20 @@ class SplitLlavaOnevision:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False,
                               antialias=True).clamp(0.0, 1.0)
         x = (x - self.mean) / self.std
-        return x.unsqueeze(0).to(self.vision.embeddings.patch_embedding.weight.dtype)
+        w = self.vision.embeddings.patch_embedding.weight
+        return x.unsqueeze(0).to(device=w.device, dtype=w.dtype)
 
     @torch.no_grad()
-    def edge_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(1, F, 3, S, S) -> hidden states after vision layer ``split_layer`` - 1: (F, N, D)."""
-        return self.edge_tokens_grad(pixels)
+    def edge_tokens(self, pixels: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
+        """(1, F, 3, S, S) -> hidden states after the first ``layer`` vision layers (default
+        ``split_layer``; 0: the patch embeddings): (F, N, D)."""
+        return self.edge_tokens_grad(pixels, layer)
 
-    def edge_tokens_grad(self, pixels: torch.Tensor) -> torch.Tensor:
+    def edge_tokens_grad(self, pixels: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
         """``edge_tokens`` with gradients (fine-tuning the model itself)."""
         h = self.vision.embeddings(pixels.flatten(0, 1))
-        for layer in self.vision.encoder.layers[: self.split_layer]:
-            h = layer(h, None)
+        for block in self.vision.encoder.layers[: self.split_layer if layer is None else layer]:
+            h = block(h, None)
         return h
 
     def tokens_to_map(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -104,29 +107,31 @@ class SplitLlavaOnevision:
 
     # ------------------------------------------------------------------------------------ server
     @torch.no_grad()
-    def server_video_features(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(F, N, D) hidden states at the split -> (1, F * N' + 1, text hidden) video features:
-        the remaining vision layers, the hidden state ``vision_feature_layer`` picks, the
-        projector, pooling and the newline token, as ``get_video_features`` does."""
-        return self.server_video_features_grad(tokens)
+    def server_video_features(self, tokens: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
+        """(F, N, D) hidden states after ``layer`` vision layers (default ``split_layer``) ->
+        (1, F * N' + 1, text hidden) video features: the remaining vision layers, the hidden
+        state ``vision_feature_layer`` picks, the projector, pooling and the newline token, as
+        ``get_video_features`` does."""
+        return self.server_video_features_grad(tokens, layer)
 
-    def server_video_features_grad(self, tokens: torch.Tensor) -> torch.Tensor:
+    def server_video_features_grad(self, tokens: torch.Tensor, layer: Optional[int] = None) -> torch.Tensor:
         """``server_video_features`` with gradients (codec training through the frozen model)."""
         cfg, m = self.config, self.model.model
         layers = self.vision.encoder.layers
-        states = [None] * (self.split_layer + 1)            # hidden_states[i]: after layer i (0: embeddings)
-        states[self.split_layer] = tokens
+        split = self.split_layer if layer is None else layer
+        states = [None] * (split + 1)                       # hidden_states[i]: after layer i (0: embeddings)
+        states[split] = tokens
         h = tokens
-        for layer in layers[self.split_layer:]:
-            h = layer(h, None)
+        for block in layers[split:]:
+            h = block(h, None)
             states.append(h)
         pick = cfg.vision_feature_layer
         picks = [pick] if isinstance(pick, int) else list(pick)
         chosen = []
         for i in picks:
             index = i if i >= 0 else len(layers) + 1 + i
-            if index < self.split_layer:
-                raise ValueError(f"vision_feature_layer {i} lies before the split at layer {self.split_layer}")
+            if index < split:
+                raise ValueError(f"vision_feature_layer {i} lies before the split at layer {split}")
             chosen.append(states[index])
         selected = torch.cat(chosen, dim=-1)
         if cfg.vision_feature_select_strategy == "default":
@@ -147,7 +152,7 @@ class SplitLlavaOnevision:
         return torch.cat([ids[:i], torch.full((video_tokens,), self.config.video_token_id), ids[i + 1:]])[None]
 
     def inputs_embeds(self, video_features: torch.Tensor, question: str) -> Tuple[torch.Tensor, torch.Tensor]:
-        ids = self.prompt_ids(question, video_features.shape[1])
+        ids = self.prompt_ids(question, video_features.shape[1]).to(video_features.device)
         embeds = self.model.get_input_embeddings()(ids)
         mask = (ids == self.config.video_token_id).unsqueeze(-1).expand_as(embeds)
         return ids, embeds.masked_scatter(mask, video_features.to(embeds.dtype))
@@ -163,8 +168,12 @@ class SplitLlavaOnevision:
         """Generation with the snapshot's generation config (greedy by default), the answer text
         without the prompt and special tokens."""
         _, embeds = self.inputs_embeds(video_features, question)
-        out = self.model.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
-                                  max_new_tokens=max_new_tokens, do_sample=False,
+        out = self.model.generate(inputs_embeds=embeds, attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long,
+                                                                                  device=embeds.device),
+                                  max_new_tokens=max_new_tokens, do_sample=False, output_scores=True,
+                                  return_dict_in_generate=True,
                                   pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        ids = out[0].tolist()
-        return Answer(self.tokenizer.decode(ids, skip_special_tokens=True).strip(), ids)
+        ids = out.sequences[0].tolist()
+        logp = [float(torch.log_softmax(s[0].float(), -1)[i]) for s, i in zip(out.scores, ids)]
+        score = float(np.exp(np.mean(logp))) if logp else 0.0
+        return Answer(self.tokenizer.decode(ids, skip_special_tokens=True).strip(), ids, score)

@@ -38,6 +38,39 @@ def read_questions(path: Optional[str]) -> list:
     return questions
 
 
+CLIP_OPTIONS = ("frames", "frame_stride", "clip_step", "max_frames_per_video", "seed")
+
+
+def add_clip_arguments(ap, defaults: bool = True) -> None:
+    """How clips are cut from the footage and split (the profiler reuses the trainer's)."""
+    d = (lambda v: v) if defaults else (lambda v: None)
+    ap.add_argument("--frames", type=int, default=d(8), help="frames per clip (the nodes' clip_frames)")
+    ap.add_argument("--frame-stride", type=int, default=d(4), help="frames apart within a clip")
+    ap.add_argument("--clip-step", type=int, default=d(16), help="frames between clip starts")
+    ap.add_argument("--max-frames-per-video", type=int, default=d(2000))
+    ap.add_argument("--seed", type=int, default=d(0), help="seed of the train / validation / test split")
+
+
+def footage_samples(split, footage: Sequence[str], questions: Sequence[str], args) -> dict:
+    """Clips of the recordings at the model's image size, split by shuffled time segments, times
+    the questions: {"train" | "val" | "test": [VlmSample]}."""
+    from approxbit_ros.data.footage import find_recordings
+    from approxbit_ros.vlm.codec_training import VlmSample, split_clips
+    from approxbit_ros.vlm.tiny_model import footage_clips
+
+    recordings = find_recordings(footage)
+    bags = [r.path for r in recordings if r.kind == "bag"]
+    if bags:
+        raise ValueError(f"ROS bags are not read here yet ({bags[0]}): give video files")
+    size = (split.image_size, split.image_size)
+    videos = [footage_clips(r.path, frames=args.frames, stride=args.frame_stride, step=args.clip_step, size=size,
+                            limit=args.max_frames_per_video) for r in recordings]
+    clips = split_clips([v for v in videos if v], args.seed)
+    print(f"{sum(len(v) for v in clips.values())} clips from {len(recordings)} recordings "
+          f"({', '.join(f'{k} {len(v)}' for k, v in clips.items())}) x {len(questions)} questions", flush=True)
+    return {k: [VlmSample(c, q) for c in v for q in questions] for k, v in clips.items()}
+
+
 def parse_configs(text: str) -> list:
     out = []
     for spec in text.split(","):
@@ -57,15 +90,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", default="")
     ap.add_argument("--split-layer", type=int, default=8)
     ap.add_argument("--configs", default="128:noenc,256:noenc,128:enc,256:enc")
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--frame-stride", type=int, default=4)
-    ap.add_argument("--clip-step", type=int, default=16)
-    ap.add_argument("--max-frames-per-video", type=int, default=2000)
+    add_clip_arguments(ap)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     try:
@@ -77,27 +106,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error("--steps must be at least --eval-every (>= 1)")
     import torch
 
-    from approxbit_ros.data.footage import find_recordings
-    from approxbit_ros.vlm.codec_training import VlmCodec, VlmSample, split_clips, teacher_answers, train_with_validation
+    from approxbit_ros.vlm.codec_training import VlmCodec, teacher_answers, train_with_validation
     from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
-    from approxbit_ros.vlm.tiny_model import footage_clips
 
     torch.set_num_threads(args.threads)
-    recordings = find_recordings(args.footage)
-    bags = [r.path for r in recordings if r.kind == "bag"]
-    if bags:
-        ap.error(f"ROS bags are not read here yet ({bags[0]}): give video files")
     t0 = time.time()
     split = SplitLlavaOnevision.from_pretrained(args.snapshot, split_layer=args.split_layer)
-    size = (split.image_size, split.image_size)
-    videos = [footage_clips(r.path, frames=args.frames, stride=args.frame_stride, step=args.clip_step, size=size,
-                            limit=args.max_frames_per_video) for r in recordings]
-    clips = split_clips([v for v in videos if v], args.seed)
-    samples = {k: [VlmSample(c, q) for c in v for q in questions] for k, v in clips.items()}
+    try:
+        samples = footage_samples(split, args.footage, questions, args)
+    except ValueError as exc:
+        ap.error(str(exc))
     if not samples["train"] or not samples["val"]:
-        ap.error(f"too little footage: {len(clips['train'])} training and {len(clips['val'])} validation clips")
-    print(f"{sum(len(v) for v in clips.values())} clips from {len(recordings)} recordings "
-          f"({', '.join(f'{k} {len(v)}' for k, v in clips.items())}) x {len(questions)} questions", flush=True)
+        ap.error(f"too little footage: {len(samples['train'])} training and {len(samples['val'])} validation pairs")
     for kind in samples:
         teacher_answers(split, samples[kind], args.max_new_tokens)
     histogram = collections.Counter(split.tokenizer.decode(s.answer_ids, skip_special_tokens=True).strip()
@@ -121,7 +141,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{scores['test_agreement']:.3f} on {scores['test_pairs']} pairs", flush=True)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({"command": " ".join(["approxbit_train_vlm_codecs"] + list(argv if argv is not None else sys.argv[1:])),
-                   "seconds": round(time.time() - t0), "teacher_histogram": dict(histogram), "configs": rows}, f, indent=1)
+                   "seconds": round(time.time() - t0), "teacher_histogram": dict(histogram), "configs": rows,
+                   "footage": [os.path.abspath(p) for p in args.footage], "questions": questions,
+                   "max_new_tokens": args.max_new_tokens, **{k: getattr(args, k) for k in CLIP_OPTIONS}},
+                  f, indent=1)
     print(f"wrote {len(rows)} configurations to {out}")
     return 0
 

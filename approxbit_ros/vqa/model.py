@@ -46,6 +46,7 @@ class Answer:
     candidates: Tuple[str, ...]             # best first, the answer included
     candidate_scores: Tuple[float, ...]
     unknown_words: Tuple[str, ...]          # words of the question the head has not seen
+    tokens: int = 0                         # tokens a language model generated (0: a classifier's answer)
 
 
 class VqaHead(nn.Module):
