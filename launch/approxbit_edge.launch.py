@@ -25,6 +25,8 @@ def generate_launch_description():
                               description="start link_monitor (config/link_monitor.yaml) to choose configurations"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(config, "approxbit_edge.yaml"),
                               description="approxbit_edge parameter file"),
+        DeclareLaunchArgument("monitor_params_file", default_value=os.path.join(config, "link_monitor.yaml"),
+                              description="link_monitor parameter file (its lookup_tables: your profiled table)"),
         Node(package="edge_offload", executable="camera_source", name="camera_source",
              parameters=[os.path.join(config, "camera_actions.yaml")], remappings=[("image_raw", image_topic)],
              condition=IfCondition(LaunchConfiguration("camera")), output="screen"),
@@ -32,6 +34,6 @@ def generate_launch_description():
              parameters=[LaunchConfiguration("params_file")], remappings=[("image_raw", image_topic)],
              output="screen"),
         Node(package="edge_offload", executable="link_monitor", name="link_monitor",
-             parameters=[os.path.join(config, "link_monitor.yaml")],
+             parameters=[LaunchConfiguration("monitor_params_file")],
              condition=IfCondition(LaunchConfiguration("monitor")), output="screen"),
     ])

@@ -148,12 +148,14 @@ def test_train_vlm_codecs_cli_writes_loadable_configurations(snapshot, tmp_path,
 
     from approxbit_ros.vlm.codec_training import answer_agreement, teacher_answers
     from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
+    from approxbit_ros.vlm.profile_cli import spread
     from approxbit_ros.vlm.train_cli import footage_samples
 
     split2 = SplitLlavaOnevision.from_pretrained(snapshot, split_layer=2)
     pairs = footage_samples(split2, summary["footage"], summary["questions"],
                             argparse.Namespace(**{k: summary[k] for k in ("frames", "frame_stride", "clip_step",
-                                                                          "max_frames_per_video", "seed")}))["test"][:12]
+                                                                          "max_frames_per_video", "seed")}))["test"]
+    pairs = spread(pairs, 12)
     teacher_answers(split2, pairs, 3)
     for name in ("k8-noenc", "k8-enc"):
         e = by_id[f"llava_onevision/o2/{name.replace('k8-', '')}/k8"]

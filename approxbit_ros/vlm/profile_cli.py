@@ -22,6 +22,13 @@ from typing import Optional, Sequence
 from offload_common.cli import path_errors_in_one_line
 
 
+def spread(samples: Sequence, n: int) -> list:
+    """At most ``n`` of ``samples``, evenly spaced (the test split lists clips video by video)."""
+    if len(samples) <= n:
+        return list(samples)
+    return [samples[round(i * (len(samples) - 1) / (n - 1))] for i in range(n)] if n > 1 else [samples[0]]
+
+
 @path_errors_in_one_line("approxbit_profile_vlm")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from approxbit_ros.vlm.train_cli import CLIP_OPTIONS, add_clip_arguments, footage_samples, read_questions
@@ -35,7 +42,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", default="", help="lookup table to write (default <codecs>/lut_cpu.json)")
     add_clip_arguments(ap, defaults=False)
     ap.add_argument("--max-new-tokens", type=int, default=None)
-    ap.add_argument("--pairs", type=int, default=200, help="held-out (clip, question) pairs scored (at most)")
+    ap.add_argument("--pairs", type=int, default=400, help="held-out (clip, question) pairs scored (at most, "
+                    "evenly spaced over the test split)")
     ap.add_argument("--timing-pairs", type=int, default=20, help="pairs timed per configuration")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the nodes' torch_threads)")
     args = ap.parse_args(argv)
@@ -67,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     configs = load_vlm_configurations(args.snapshot, codecs)
     configs.clip_frames, configs.clip_size = args.frames, configs.backbone.split.image_size
     try:
-        samples = footage_samples(configs.backbone.split, footage, questions, args)["test"][: args.pairs]
+        samples = spread(footage_samples(configs.backbone.split, footage, questions, args)["test"], args.pairs)
     except ValueError as exc:
         ap.error(str(exc))
     if not samples:
