@@ -43,7 +43,7 @@ EDGE_RUNTIMES = RUNTIMES
 PARAMETERS = (
     Param("backbone_path", "models/approxbit/cnn3d-actions",
           "backbone folder (config.json, model.safetensors, configs/)", read_only=True),
-    Param("config_id", "cnn3d/o2/enc/k4", "configuration (see README 'Configurations') or edge_only; set at "
+    Param("config_id", "cnn3d/o2/enc/k4", "configuration id (docs/approxbit.md, 'Configuration ids') or edge_only; set at "
           "run time to switch by hand (the monitor's next decision overrides it)"),
     Param("stream_id", "var", "stream id in payloads and monitor decisions", read_only=True),
     Param("clip_frames", 16, "frames per clip", read_only=True, range=(1, 256)),

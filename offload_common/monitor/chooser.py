@@ -11,7 +11,7 @@ produced, and a latency SLA is checked against the predicted tail (e.g. the 90th
 rather than the median, so jitter on a slow edge does not turn a "feasible" choice into
 violations; the decision reports both.
 
-Rules that keep the choice stable (documented in README "Link monitor"):
+Rules that keep the choice stable (documented in docs/monitor.md):
 1. Link down: edge_only at once (no dwell) — the only configuration that needs no link.
 2. Feasible with headroom: a configuration the monitor switches *to* must meet a latency SLA
    with ``headroom`` to spare (t < (1 - headroom) * t_user); the configuration in force stays
