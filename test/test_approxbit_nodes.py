@@ -7,11 +7,12 @@ configuration used; the server must reject the bad payloads and keep serving, an
 stream that starts over (a restarted edge)."""
 import os
 import shutil
-import threading
 import time
 
 import numpy as np
 import pytest
+from approxbit_probe import ApproxBitProbe
+from approxbit_probe import wait_while_running as _wait
 
 from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
@@ -30,60 +31,20 @@ pytestmark = [
 ]
 
 
-class Probe:
+class Probe(ApproxBitProbe):
     def __init__(self, ctx):
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Image
+        self.results, self.receipts = {}, []
+        super().__init__(ctx, "approxbit_test_probe", 16)
 
-        from edge_offload.msg import ActionResult, BinaryFeatures, LinkReceipt, OffloadConfig, VqaAnswer
-        from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
+    def subscribe(self):
+        from edge_offload.msg import ActionResult, LinkReceipt
+        from offload_common.nodes.qos import RESULT_QOS
 
-        self.node = rclpy.create_node("approxbit_test_probe", context=ctx)
-        self.frames, self.payloads, self.results, self.answers, self.receipts = {}, {}, {}, {}, []
-        self.lock = threading.Lock()
-        self.node.create_subscription(Image, "image_raw", self.on_image, SENSOR_QOS)
-        self.node.create_subscription(BinaryFeatures, "binary_features", self.on_payload, payload_qos(30))
         self.node.create_subscription(ActionResult, "action_results", self.on_result, RESULT_QOS)
         self.node.create_subscription(LinkReceipt, "link_receipts", self.receipts.append, RESULT_QOS)
-        self.node.create_subscription(VqaAnswer, "vqa_answers", self.on_answer, RESULT_QOS)
-        self.decisions = self.node.create_publisher(OffloadConfig, "offload_config", DECISION_QOS)
-        self.inject = self.node.create_publisher(BinaryFeatures, "binary_features", payload_qos(30))
-        self.ex = SingleThreadedExecutor(context=ctx)
-        self.ex.add_node(self.node)
-        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
-        self.thread.start()
-
-    def on_image(self, msg):
-        from offload_common.image_conversion import image_msg_to_rgb
-        from offload_common.nodes.runner import stamp_to_ns
-
-        with self.lock:
-            self.frames[stamp_to_ns(msg.header.stamp)] = image_msg_to_rgb(msg)
-
-    def on_payload(self, msg):
-        if msg.meta.stream_id == "var":
-            self.payloads[msg.meta.seq] = msg
 
     def on_result(self, msg):
         self.results[(msg.seq, msg.edge_only)] = msg
-
-    def on_answer(self, msg):
-        self.answers[(msg.seq, msg.edge_only)] = msg
-
-    def decide(self, config_id, n):
-        from edge_offload.msg import OffloadConfig
-
-        msg = OffloadConfig(stream_id="var", decision_seq=n, config_id=config_id, reason="test")
-        self.decisions.publish(msg)
-
-    def clip(self, first_ns, last_ns):
-        with self.lock:
-            stamps = sorted(s for s in self.frames if first_ns <= s <= last_ns)
-            return np.stack([self.frames[s] for s in stamps]) if len(stamps) == 16 else None
-
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
 
 
 def _malformed(good):
@@ -118,16 +79,6 @@ def _restarted(good):
     first.meta.seq, second.meta.seq = 10_000, 9_000
     second.meta.header.stamp.sec += 1
     return [first, second]
-
-
-def _wait(pred, graph, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        assert graph.running("approxbit_edge") and graph.running("approxbit_server")
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.parametrize("edge_runtime", ["torch", "onnxruntime"])
@@ -194,21 +145,15 @@ def test_published_labels_equal_the_library_for_every_configuration(edge_runtime
     for (seq, edge_only), res in sorted(probe.results.items()):
         if res.stream_id != "var":
             continue
-        if edge_only:
-            pl_first = None       # edge-only clips end at the result's stamp: find the 16 frames
-            with probe.lock:
-                stamps = sorted(s for s in probe.frames if s <= stamp_to_ns(res.header.stamp))[-16:]
-            pl_first = stamps[0] if len(stamps) == 16 else None
+        if edge_only:             # edge-only clips end at the result's stamp
+            frames = probe.last_frames(stamp_to_ns(res.header.stamp))
         else:
             pl = probe.payloads.get(seq)
             if pl is None:       # published before the probe's subscription matched (volatile QoS)
                 continue
             assert pl.meta.config_id == res.config_id
             assert len(pl.data) == res.latency.payload_bytes
-            pl_first = stamp_to_ns(pl.clip_first_stamp)
-        if pl_first is None:
-            continue
-        frames = probe.clip(pl_first, stamp_to_ns(res.header.stamp))
+            frames = probe.clip(stamp_to_ns(pl.clip_first_stamp), stamp_to_ns(res.header.stamp))
         if frames is None:       # the probe missed a frame the edge saw (best-effort camera QoS)
             continue
         clip = np.stack([edge_clip_frame(f) for f in frames])

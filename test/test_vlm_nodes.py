@@ -8,11 +8,12 @@ on those frames, and a hostile payload is refused while the node keeps answering
 import copy
 import os
 import shutil
-import threading
 import time
 
 import numpy as np
 import pytest
+from approxbit_probe import ApproxBitProbe
+from approxbit_probe import wait_while_running as _wait
 
 from offload_common.process_graph import NodeProcess, ProcessGraph, config_path
 
@@ -35,48 +36,19 @@ def snapshot(tmp_path_factory):
     return folder
 
 
-class Probe:
+class Probe(ApproxBitProbe):
     def __init__(self, ctx):
+        self.actions = []
+        super().__init__(ctx, "vlm_test_probe", CLIP)
+
+    def subscribe(self):
         from rcl_interfaces.srv import SetParameters
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Image
 
-        from edge_offload.msg import ActionResult, BinaryFeatures, OffloadConfig, VqaAnswer
-        from offload_common.nodes.qos import DECISION_QOS, RESULT_QOS, SENSOR_QOS, payload_qos
+        from edge_offload.msg import ActionResult
+        from offload_common.nodes.qos import RESULT_QOS
 
-        self.node = rclpy.create_node("vlm_test_probe", context=ctx)
-        self.frames, self.payloads, self.answers, self.actions = {}, {}, {}, []
-        self.lock = threading.Lock()
-        self.node.create_subscription(Image, "image_raw", self.on_image, SENSOR_QOS)
-        self.node.create_subscription(BinaryFeatures, "binary_features", self.on_payload, payload_qos(30))
-        self.node.create_subscription(VqaAnswer, "vqa_answers", self.on_answer, RESULT_QOS)
         self.node.create_subscription(ActionResult, "action_results", self.actions.append, RESULT_QOS)
-        self.decisions = self.node.create_publisher(OffloadConfig, "offload_config", DECISION_QOS)
-        self.inject = self.node.create_publisher(BinaryFeatures, "binary_features", payload_qos(30))
         self.set_server_params = self.node.create_client(SetParameters, "/approxbit_server/set_parameters")
-        self.ex = SingleThreadedExecutor(context=ctx)
-        self.ex.add_node(self.node)
-        self.thread = threading.Thread(target=self.ex.spin, daemon=True)
-        self.thread.start()
-
-    def on_image(self, msg):
-        from offload_common.image_conversion import image_msg_to_rgb
-        from offload_common.nodes.runner import stamp_to_ns
-
-        with self.lock:
-            self.frames[stamp_to_ns(msg.header.stamp)] = image_msg_to_rgb(msg)
-
-    def on_payload(self, msg):
-        if msg.meta.stream_id == "var":
-            self.payloads[msg.meta.seq] = msg
-
-    def on_answer(self, msg):
-        self.answers[(msg.seq, msg.edge_only)] = msg
-
-    def decide(self, config_id, n):
-        from edge_offload.msg import OffloadConfig
-
-        self.decisions.publish(OffloadConfig(stream_id="var", decision_seq=n, config_id=config_id, reason="test"))
 
     def ask(self, question):
         """``ros2 param set /approxbit_server vqa_question ...`` through the service."""
@@ -90,30 +62,6 @@ class Probe:
         while not future.done() and time.monotonic() < deadline:
             time.sleep(0.05)
         return future.result().results[0]
-
-    def clip(self, first_ns, last_ns):
-        with self.lock:
-            stamps = sorted(s for s in self.frames if first_ns <= s <= last_ns)
-            return np.stack([self.frames[s] for s in stamps]) if len(stamps) == CLIP else None
-
-    def last_frames(self, last_ns):
-        with self.lock:
-            stamps = sorted(s for s in self.frames if s <= last_ns)[-CLIP:]
-        return self.clip(stamps[0], last_ns) if len(stamps) == CLIP else None
-
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
-
-
-def _wait(pred, graph, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        assert graph.running("approxbit_edge") and graph.running("approxbit_server")
-        time.sleep(0.1)
-    return False
 
 
 def test_the_server_answers_a_question_asked_at_run_time_as_the_library_does(snapshot, rclpy_context):
