@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import math
 import os
 import sys
 import tempfile
@@ -37,15 +36,6 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 VIDEOS = (("vtest.avi", 6), ("bikes.mp4", 3), ("Megamind.avi", 6))
-
-
-def wilson(k: int, n: int, z: float = 1.96):
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def splits(seed: int):
@@ -71,6 +61,7 @@ def main() -> int:
     torch.set_num_threads(2)
     from approxbit_ros.vlm.codec_training import (VlmCodec, VlmSample, answer_agreement, teacher_answers,
                                                   train_with_validation)
+    from approxbit_ros.vlm.profiling import wilson_interval
     from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
     from approxbit_ros.vlm.tiny_model import QUESTIONS, fine_tune_teacher, write_tiny_llava
 
@@ -90,7 +81,7 @@ def main() -> int:
     n_test = len(samples["test"])
     fp16 = answer_agreement(split, None, samples["test"], args.max_new_tokens)
     rows = [{"config": "DNN-Surgery (float16 tokens)", "test_agreement": fp16,
-             "interval": wilson(round(fp16 * n_test), n_test)}]
+             "interval": wilson_interval(round(fp16 * n_test), n_test)}]
     for spec in args.configs.split(","):
         k, enc = spec.split(":")
         codec = VlmCodec.build(split.config.vision_config.hidden_size, int(k), enc == "enc", seed=args.seed)
@@ -102,7 +93,7 @@ def main() -> int:
                  for q in QUESTIONS}
         rows.append({"config": f"K={k} {'Enc' if enc == 'enc' else 'NoEnc'}", "best_step": best_step,
                      "val_agreement": best_val, "test_agreement": test,
-                     "interval": wilson(round(test * n_test), n_test), "per_question": per_q})
+                     "interval": wilson_interval(round(test * n_test), n_test), "per_question": per_q})
         print(f"K={k} {enc}: best validation {best_val:.3f} at step {best_step}; test {test:.3f}", flush=True)
     print(f"\nseed {args.seed}, split after vision layer {args.split_layer}, lr {args.lr}, {n_test} held-out test pairs, "
           f"{time.time() - t0:.0f} s")

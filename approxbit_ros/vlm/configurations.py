@@ -103,7 +103,7 @@ def load_vlm_configurations(snapshot: str, codecs: Optional[str] = None, split_l
     codecs trained on another snapshot or at mixed layers."""
     from approxbit_ros.configurations import Configuration, ConfigurationSet
     from approxbit_ros.vlm.codec_training import VlmCodec
-    from approxbit_ros.vlm.split_llava import DEFAULT_SPLIT_LAYER, SplitLlavaOnevision
+    from approxbit_ros.vlm.split_llava import DEFAULT_SPLIT_LAYER, SplitLlavaOnevision, snapshot_fingerprint
 
     folder = codecs or os.path.join(snapshot, CODECS_FOLDER)
     metas = {}
@@ -117,10 +117,7 @@ def load_vlm_configurations(snapshot: str, codecs: Optional[str] = None, split_l
     if split_layer is not None and split_layer != layer:
         raise ValueError(f"split layer {split_layer}, but the codecs in {folder} were trained at layer {layer}")
     split = SplitLlavaOnevision.from_pretrained(snapshot, split_layer=layer, dtype=dtype)
-    with open(os.path.join(snapshot, "config.json"), "rb") as f:
-        import hashlib
-
-        sha = hashlib.sha256(f.read()).hexdigest()[:16]
+    sha = snapshot_fingerprint(snapshot)
     name = split.config.model_type
     channels = int(split.config.vision_config.hidden_size)
     configs: Dict[str, Configuration] = {}

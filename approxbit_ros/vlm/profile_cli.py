@@ -31,7 +31,7 @@ def spread(samples: Sequence, n: int) -> list:
 
 @path_errors_in_one_line("approxbit_profile_vlm")
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from approxbit_ros.vlm.train_cli import CLIP_OPTIONS, add_clip_arguments, footage_samples, read_questions
+    from approxbit_ros.vlm.train_cli import CLIP_DEFAULTS, add_clip_arguments, footage_samples, read_questions
 
     ap = argparse.ArgumentParser(prog="approxbit_profile_vlm", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,9 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if os.path.isfile(summary_path):
         with open(summary_path) as f:
             trained = json.load(f)
-    defaults = {"frames": 8, "frame_stride": 4, "clip_step": 16, "max_frames_per_video": 2000, "seed": 0,
-                "max_new_tokens": 32}
-    for k in CLIP_OPTIONS + ("max_new_tokens",):
+    defaults = {**CLIP_DEFAULTS, "max_new_tokens": 32}      # 32: the nodes' vlm_max_new_tokens
+    for k in defaults:
         if getattr(args, k) is None:
             setattr(args, k, trained.get(k, defaults[k]))
     footage = args.footage or trained.get("footage")

@@ -42,10 +42,9 @@ def profile_vlm_configurations(configs: ConfigurationSet, samples: Sequence, max
     if not samples:
         raise ValueError("no (clip, question) pairs to profile on")
     server = ApproxBitServer(configs)
-    ids = [c for c in configs.ids if c != EDGE_ONLY] + [EDGE_ONLY]
     entries: List[LutEntry] = []
     teacher: Dict[int, List[int]] = {}
-    for cid in [EDGE_ONLY] + ids[:-1]:                       # the teacher first
+    for cid in [EDGE_ONLY] + [c for c in configs.ids if c != EDGE_ONLY]:     # the teacher first
         edge = ApproxBitEdge(configs, cid)
         same, sizes, tokens = 0, [], []
         times = {"edge": [], "enc": [], "dec": [], "server": []}
@@ -85,8 +84,7 @@ def profile_vlm_configurations(configs: ConfigurationSet, samples: Sequence, max
         entries.append(e)
         if on_entry:
             on_entry(e)
-    order = {c: i for i, c in enumerate(ids)}
-    entries.sort(key=lambda e: order[e.config_id])
+    entries.sort(key=lambda e: e.config_id == EDGE_ONLY)     # the set's order, edge_only last
     meta = {"device": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                       f"{torch.get_num_threads()} threads",
             "clip_frames": configs.clip_frames, "clip_size": configs.clip_size,

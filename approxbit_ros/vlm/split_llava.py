@@ -29,6 +29,14 @@ DEFAULT_SPLIT_LAYER = 8
 PROMPT = "<|im_start|>user {video}\n{question}<|im_end|>\n<|im_start|>assistant\n"
 
 
+def snapshot_fingerprint(folder: str) -> str:
+    """A short hash of a snapshot's config.json: codecs record it, and a set refuses codecs made for another."""
+    import hashlib
+
+    with open(os.path.join(folder, "config.json"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
 @dataclass
 class Answer:
     text: str

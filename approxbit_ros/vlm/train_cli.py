@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import json
 import os
 import sys
@@ -38,17 +37,17 @@ def read_questions(path: Optional[str]) -> list:
     return questions
 
 
-CLIP_OPTIONS = ("frames", "frame_stride", "clip_step", "max_frames_per_video", "seed")
+CLIP_DEFAULTS = {"frames": 8, "frame_stride": 4, "clip_step": 16, "max_frames_per_video": 2000, "seed": 0}
 
 
 def add_clip_arguments(ap, defaults: bool = True) -> None:
     """How clips are cut from the footage and split (the profiler reuses the trainer's)."""
-    d = (lambda v: v) if defaults else (lambda v: None)
-    ap.add_argument("--frames", type=int, default=d(8), help="frames per clip (the nodes' clip_frames)")
-    ap.add_argument("--frame-stride", type=int, default=d(4), help="frames apart within a clip")
-    ap.add_argument("--clip-step", type=int, default=d(16), help="frames between clip starts")
-    ap.add_argument("--max-frames-per-video", type=int, default=d(2000))
-    ap.add_argument("--seed", type=int, default=d(0), help="seed of the train / validation / test split")
+    d = CLIP_DEFAULTS if defaults else dict.fromkeys(CLIP_DEFAULTS)
+    ap.add_argument("--frames", type=int, default=d["frames"], help="frames per clip (the nodes' clip_frames)")
+    ap.add_argument("--frame-stride", type=int, default=d["frame_stride"], help="frames apart within a clip")
+    ap.add_argument("--clip-step", type=int, default=d["clip_step"], help="frames between clip starts")
+    ap.add_argument("--max-frames-per-video", type=int, default=d["max_frames_per_video"])
+    ap.add_argument("--seed", type=int, default=d["seed"], help="seed of the train / validation / test split")
 
 
 def footage_samples(split, footage: Sequence[str], questions: Sequence[str], args) -> dict:
@@ -107,7 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from approxbit_ros.vlm.codec_training import VlmCodec, teacher_answers, train_with_validation
-    from approxbit_ros.vlm.split_llava import SplitLlavaOnevision
+    from approxbit_ros.vlm.split_llava import SplitLlavaOnevision, snapshot_fingerprint
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -124,8 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     for s in samples["train"])
     print(f"teacher's answers (training pairs): {dict(histogram.most_common(10))}", flush=True)
     out = args.out or os.path.join(args.snapshot, "approxbit")
-    with open(os.path.join(args.snapshot, "config.json"), "rb") as f:
-        snapshot_id = hashlib.sha256(f.read()).hexdigest()[:16]
+    snapshot_id = snapshot_fingerprint(args.snapshot)
     rows = []
     for k, enc in configs:
         codec = VlmCodec.build(split.config.vision_config.hidden_size, k, enc, seed=args.seed)
@@ -143,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         json.dump({"command": " ".join(["approxbit_train_vlm_codecs"] + list(argv if argv is not None else sys.argv[1:])),
                    "seconds": round(time.time() - t0), "teacher_histogram": dict(histogram), "configs": rows,
                    "footage": [os.path.abspath(p) for p in args.footage], "questions": questions,
-                   "max_new_tokens": args.max_new_tokens, **{k: getattr(args, k) for k in CLIP_OPTIONS}},
+                   "max_new_tokens": args.max_new_tokens, **{k: getattr(args, k) for k in CLIP_DEFAULTS}},
                   f, indent=1)
     print(f"wrote {len(rows)} configurations to {out}")
     return 0
