@@ -204,9 +204,11 @@ def warm_up(configs: ConfigurationSet) -> Dict[str, WireShape]:
     returns each configuration's payload shape for clips of ``clip_frames`` x ``clip_size``²
     (what a server accepts, exactly)."""
     x = blank_input(configs.backbone, configs.clip_frames, configs.clip_size, configs.device)
-    shapes = {}
+    shapes, features = {}, {}
     for c in configs.configurations.values():
-        f = configs.backbone.edge(x, c.offload_point)
+        if c.offload_point not in features:      # configurations at one offload point share the edge half's run
+            features[c.offload_point] = configs.backbone.edge(x, c.offload_point)
+        f = features[c.offload_point]
         fs = tuple(int(s) for s in f.shape[2:])
         if c.encoder is None:
             code = tuple(int(s) for s in f.shape[1:])
