@@ -48,17 +48,27 @@ def record_run(ctx, bag, nodes, msg_type, topic, results=8, timeout=120):
     counter = ResultCounter(ctx, msg_type, topic)
     recorder = NodeProcess("offload_recorder", "offload_recorder", config_path("offload_recorder.yaml"),
                            overrides={"output": str(bag)})
+    graph = ProcessGraph([recorder] + nodes, echo=False)
     try:
-        with ProcessGraph([recorder] + nodes, echo=False) as graph:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and counter.count < results:
-                assert all(graph.running(n.name) for n in nodes), graph.output(nodes[-1].name)
-                time.sleep(0.2)
-            assert counter.count >= results, graph.output(nodes[-1].name)
-            time.sleep(1.0)
-            graph.stop_one(nodes[0].name)                 # the camera first: nothing left in flight
-            time.sleep(2.0)
+        # the recorder first, and recording before any node starts: a recording that begins after
+        # How2Compress's first keyframe holds payloads no replay can decode
+        graph.start_one("offload_recorder")
+        deadline = time.monotonic() + 60
+        while "recording" not in graph.output("offload_recorder") and time.monotonic() < deadline:
+            assert graph.running("offload_recorder"), graph.output("offload_recorder")
+            time.sleep(0.1)
+        for n in nodes:
+            graph.start_one(n.name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and counter.count < results:
+            assert all(graph.running(n.name) for n in nodes), graph.output(nodes[-1].name)
+            time.sleep(0.2)
+        assert counter.count >= results, graph.output(nodes[-1].name)
+        time.sleep(1.0)
+        graph.stop_one(nodes[0].name)                 # the camera first: nothing left in flight
+        time.sleep(2.0)
     finally:
+        graph.stop()
         counter.close()
     assert list(bag.glob("split_*/metadata.yaml")), "the recorder did not close its bag"
 
