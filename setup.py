@@ -24,6 +24,7 @@ NODES = {
 # command-line tools (not ROS nodes)
 COMMANDS = {
     "h2c_train": "how2compress_ros.emphasis.train_cli:main",
+    "h2c_train_sensitivity": "how2compress_ros.emphasis.sensitivity_train_cli:main",
     "h2c_evaluate": "how2compress_ros.evaluate_cli:main",
     "h2c_profile": "how2compress_ros.profile_cli:main",
     "approxbit_train_backbone": "approxbit_ros.training.train_backbone_cli:main",

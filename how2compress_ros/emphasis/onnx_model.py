@@ -1,6 +1,7 @@
 """The emphasis (EA) model on ONNX Runtime: a uint8 RGB frame in, the emphasis level per 16x16
 macroblock out, exactly ``EmphasisModel.predict_levels`` (pre-processing, padding, downsampling,
-MobileViTv2, head, argmax all in the graph). One graph per frame size, exported the first time a
+backbone, head, argmax all in the graph; an importance model's graph ends at its scores, and the
+levels by cumulative share and the "do no harm" rule follow in NumPy, as in ``predict_levels``). One graph per frame size, exported the first time a
 size is seen (cached on disk with ``OnnxSettings.cache_dir``). No ROS."""
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ class _Levels(nn.Module):
         return self.model(x).argmax(dim=1)[0].to(torch.uint8)
 
 
+class _Importance(_Levels):
+    def forward(self, rgb):                      # (1, H, W, 3) uint8 -> (1, rows, cols) scores
+        return self.model(rgb.permute(0, 3, 1, 2).float() / 255.0)[0]
+
+
 class OnnxEmphasisModel:
     """``predict_levels`` and ``config`` of an ``EmphasisModel`` (on the CPU), run by ONNX Runtime."""
 
@@ -77,12 +83,18 @@ class OnnxEmphasisModel:
             example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
             try:
                 with exportable_mobilevit():
-                    self._sessions[key] = OnnxModule(_Levels(self.model), example, self.settings,
+                    graph = _Importance(self.model) if self.config.output == "importance" else _Levels(self.model)
+                    self._sessions[key] = OnnxModule(graph, example, self.settings,
                                                      f"{self.name}-{width}x{height}", opset=OPSET)
             finally:
                 self.model.exportable = False
         return self._sessions[key]
 
     def predict_levels(self, rgb: np.ndarray) -> np.ndarray:
+        from how2compress_ros.emphasis.model import do_no_harm, output_to_levels
+
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-        return self.session(*rgb.shape[:2])(rgb[None])[0]
+        out = self.session(*rgb.shape[:2])(rgb[None])[0]
+        if self.config.output == "importance":
+            return output_to_levels(out, self.config)
+        return do_no_harm(out, self.config.uniform_above, self.config.levels - 1)
