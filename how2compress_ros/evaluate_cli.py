@@ -27,6 +27,14 @@ CLIPS = {
     "bikes": ("bikes.mp4", 0, 120),
     "vtest-held-out": ("vtest.avi", 400, 395),
 }
+#: validation clips: the last 20 % of each training segment, which h2c_train_sensitivity keeps
+#: out of training to choose its epoch; for choosing a model's table and rules, never to report
+VALIDATION_CLIPS = {
+    "vtest-val": ("vtest.avi", 320, 80),
+    "megamind-val": ("Megamind.avi", 216, 54),
+    "bikes-val": ("bikes.mp4", 226, 24),
+}
+CLIPS.update(VALIDATION_CLIPS)
 #: the project's evaluation clips (h2c_evaluate's default)
 EVAL_CLIPS = ("vtest-400", "carphone", "bikes")
 
@@ -122,7 +130,8 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.model import EmphasisModel
     from how2compress_ros.emphasis.proxy import roi_mask
     from how2compress_ros.emphasis.proxy import dilate_mask
-    from how2compress_ros.evaluation import H2C_METHODS, METHODS, chosen, evaluate_clip, rate_at_bound
+    from how2compress_ros.evaluation import (H2C_METHODS, METHODS, chosen, cut_off_at_cheap_end, evaluate_clip,
+                                             rate_at_bound)
     from how2compress_ros.pipeline import parse_level_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +157,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, default=0, help="evaluate only the first N frames of each clip")
     ap.add_argument("--bootstrap", type=int, default=1000,
                     help="block-bootstrap samples of the frames for the fitted savings' 95 %% intervals (0: none)")
+    ap.add_argument("--shares", default="",
+                    help="importance models: evaluate with these cumulative shares of levels 4..1 instead of "
+                         "the model's (choose them on the validation clips)")
+    ap.add_argument("--uniform-above", type=float, default=0.0,
+                    help="evaluate with this 'do no harm' fraction instead of the model's (1 = off)")
     ap.add_argument("--out", default="artifacts/h2c")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -167,6 +181,20 @@ def main(argv=None) -> int:
         return 2
     os.makedirs(args.out, exist_ok=True)
     model = EmphasisModel.from_pretrained(args.model)
+    try:
+        if args.shares:
+            from how2compress_ros.emphasis.sensitivity_train_cli import parse_shares
+
+            model.config.shares = parse_shares(args.shares)
+        if args.uniform_above:
+            model.config.uniform_above = args.uniform_above
+        model.config.validate()
+    except ValueError as exc:
+        print(f"h2c_evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(f"EA model {args.model}: {model.config.backbone}, output {model.config.output}"
+          + (f", shares {tuple(model.config.shares)}" if model.config.output == "importance" else "")
+          + f", uniform above {model.config.uniform_above}", flush=True)
     bound = 1 - args.f1_drop
     results, rows, all_runs = {}, [], {}
     for name in clip_names:
@@ -178,16 +206,17 @@ def main(argv=None) -> int:
                              methods=methods)
         all_runs[name] = runs
         rates = {m: rate_at_bound(rs, bound) for m, rs in runs.items()}
+        cut = {m: cut_off_at_cheap_end(rs, bound) for m, rs in runs.items()}
         results[name] = {"runs": {m: [asdict(r) for r in rs] for m, rs in runs.items()},
-                         "rate_at_bound_kbps": rates}
+                         "rate_at_bound_kbps": rates, "cut_off_at_cheap_end": cut}
         best = {m: chosen(rs) for m, rs in runs.items()}
-        rows.append((name, best, rates))
+        rows.append((name, best, rates, cut))
         if name == clip_names[0] and "how2compress" in best:
             mid = len(clip.frames) // 2
             rgb = clip.frames[mid]
             grid = mb_grid(rgb.shape[1], rgb.shape[0])
             shift = int(best["how2compress"].setting.replace("shift", ""))
-            table = [q - shift for q in level_qps]
+            table = [min(q - shift, 51) for q in level_qps]
             heatmap(os.path.join(args.out, "qp_map.png"), rgb, {
                 f"How2Compress (levels {'/'.join(str(q) for q in table)})": levels_to_qp_map(model.predict_levels(rgb), table),
                 "AccMPEG-style 30/40": np.where(dilate_mask(roi_mask(detector.detect(rgb), grid)), 30, 40),
@@ -200,31 +229,32 @@ def main(argv=None) -> int:
           f"kbit/s; saving vs uniform QP):")
     print(f"{'clip':>10} | " + " | ".join(f"{m:>26}" for m in methods))
     savings = {m: [] for m in methods}
-    for name, best, _ in rows:
+    for name, best, _, cut in rows:
         cells = []
         for m in methods:
             r = best[m]
             save = 1 - r.kbps / best["uniform"].kbps
             savings[m].append(save if r.meets_bound else float("nan"))
-            cells.append(f"{r.kbps:7.1f} F1 {r.f1:.3f} {save:+6.1%}{'' if r.meets_bound else '!'}")
+            cells.append(f"{r.kbps:7.1f} F1 {r.f1:.3f} {save:+6.1%}{'' if r.meets_bound else '!'}{'^' if cut[m] else ''}")
         print(f"{name:>10} | " + " | ".join(f"{c:>26}" for c in cells))
     print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(savings[m]):>+26.1%}" for m in methods))
-    print("('!' = no setting met the F1 bound; the most accurate run is shown)")
+    print("('!' = no setting met the F1 bound; the most accurate run is shown; '^' = the method already met it at "
+          "the cheapest setting of its search (QP 51): its rate is an upper bound)")
     print(f"\nBitrate where F1 reaches {bound:.2f}: F1 fitted non-decreasing in bitrate over all of a "
           "method's runs (isotonic), crossing interpolated in log-bitrate (kbit/s; saving vs uniform QP):")
     print(f"{'clip':>10} | " + " | ".join(f"{m:>16}" for m in methods))
     fitted = {m: [] for m in methods}
-    for name, _, rates in rows:
+    for name, _, rates, cut in rows:
         cells = []
         for m in methods:
             r, u = rates.get(m), rates.get("uniform")
             save = 1 - r / u if r and u else float("nan")
             fitted[m].append(save)
-            cells.append(f"{r:7.1f} {save:+7.1%}" if r else "not reached")
+            cells.append(f"{r:7.1f} {save:+7.1%}{'^' if cut[m] else ''}" if r else "not reached")
         print(f"{name:>10} | " + " | ".join(f"{c:>16}" for c in cells))
     print(f"{'mean':>10} | " + " | ".join(f"{np.nanmean(fitted[m]):>+16.1%}" for m in methods))
     print_bootstrap(all_runs, bound, [m for m in methods if m != "uniform"], args.bootstrap)
-    for name, best, _ in rows:
+    for name, best, _, _ in rows:
         for m in (m for m in H2C_METHODS if m in best):
             r = best[m]
             print(f"{name}: SSIM uniform {best['uniform'].ssim:.3f} / {m} {r.ssim:.3f}; "

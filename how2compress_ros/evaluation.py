@@ -9,7 +9,8 @@ raw-frame detection (F1 = 1 by construction):
 - ``accmpeg``: two levels, QP 30 on macroblocks of detected objects (from the raw frame, so an
   optimistic AccMPEG) and QP 40 elsewhere; it has no knob;
 - ``how2compress``: the EA model's emphasis map with the level table (default 45/43/37/34/30)
-  shifted down by s (s = 0 is the table as given; negative s = coarser);
+  shifted down by s (s = 0 is the table as given; negative s = coarser; QPs clamped to 51, so
+  the search starts at uniform QP 51 as the baselines' does);
 - ``how2compress-aq``: the same maps with x264's variance AQ (strength 1) added on top of them
   (x264 adds the map's offsets to its own per-macroblock AQ offsets).
 """
@@ -52,8 +53,10 @@ class RunResult:
 
 
 #: frame-level QPs the baselines search, cheapest first, in steps of 1 (the granularity of
-#: How2Compress's table shift, so neither side gains from a finer knob)
-BASELINE_QPS = list(range(44, 17, -1))
+#: How2Compress's table shift, so neither side gains from a finer knob), from H.264's coarsest
+#: QP 51: a search that stopped at 44 cut the baselines off on easy clips, where every method
+#: already passed there, and made their savings look smaller or larger than they are
+BASELINE_QPS = list(range(51, 17, -1))
 
 MapFn = Callable[[int, np.ndarray], Optional[np.ndarray]]   # frame index, rgb -> QP map or None
 
@@ -141,6 +144,14 @@ def rate_at_bound(runs: Sequence[RunResult], bound: float) -> Optional[float]:
     the fitted points either side of it. None when even the fitted curve's top stays below
     the bound; the cheapest run's rate when the whole curve is above it (no extrapolation)."""
     return _rate_at_bound([r.kbps for r in runs], [r.f1 for r in runs], bound)
+
+
+def cut_off_at_cheap_end(runs: Sequence[RunResult], bound: float) -> bool:
+    """True when a method's fitted F1 already reaches ``bound`` at its cheapest run: its
+    ``rate_at_bound`` is then that run's rate, an upper bound on the true crossing, because
+    the search range (QP 51; for How2Compress every level at QP 51) ended first."""
+    pts = sorted((r.kbps, r.f1) for r in runs)
+    return bool(pts) and bool(isotonic([p[1] for p in pts])[0] >= bound)
 
 
 def _rate_at_bound(kbps: Sequence[float], f1: Sequence[float], bound: float) -> Optional[float]:
@@ -245,11 +256,12 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
         t = time.perf_counter()
         levels = [ea_model.predict_levels(f) for f in clip.frames]
         ea_ms = 1000 * (time.perf_counter() - t) / len(clip.frames)
-        # cheapest first: level 0 from QP 51 down, until level 4 would go below QP 12
-        shifts = list(range(level_qps[0] - 51, level_qps[-1] - 12 + 1))
+        # cheapest first: from every level at QP 51 (uniform QP 51, where the baselines' search
+        # starts too) down, until the top level would go below QP 12
+        shifts = list(range(level_qps[-1] - 51, level_qps[-1] - 12 + 1))
 
         def h2c(method, extra, s):
-            table = [max(q - s, 0) for q in level_qps]
+            table = [min(max(q - s, 0), 51) for q in level_qps]
             return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
                        method, f"shift{s}", bound, extra=extra, ea_ms=ea_ms)
         for method, extra in H2C_METHODS.items():

@@ -64,6 +64,20 @@ def test_rate_at_bound_is_not_fooled_by_a_lucky_cheap_run():
     assert 190 < r < 250
 
 
+def test_searches_reach_qp_51_and_a_reading_at_their_cheap_end_is_flagged():
+    from how2compress_ros.evaluation import BASELINE_QPS, cut_off_at_cheap_end
+
+    assert BASELINE_QPS[0] == 51 and BASELINE_QPS == sorted(BASELINE_QPS, reverse=True)
+
+    def runs(*pts):
+        return [RunResult("c", "m", f"qp{i}", kbps, f1, 0, 0, 0, 0, f1 >= 0.98) for i, (kbps, f1) in enumerate(pts)]
+
+    assert cut_off_at_cheap_end(runs((30, 0.99), (60, 1.0)), 0.98)               # passes where the search ends
+    assert not cut_off_at_cheap_end(runs((30, 0.90), (60, 0.99)), 0.98)           # crossed inside the search
+    assert not cut_off_at_cheap_end(runs((30, 0.99), (40, 0.90), (60, 0.97)), 0.98)   # a lucky cheap run
+    assert not cut_off_at_cheap_end([], 0.98)
+
+
 def test_block_resample_draws_whole_blocks_of_consecutive_frames():
     idx = block_resample(95, 10, np.random.default_rng(0))
     assert len(idx) == 95 and idx.min() >= 0 and idx.max() < 95
@@ -150,6 +164,10 @@ def test_how2compress_aq_codes_the_same_maps_with_variance_aq_on_top():
     assert all(r.method == "how2compress-aq" for r in aq.values())
     same = set(plain) & set(aq)
     assert same                               # both searches ran the same shifts
+    assert "shift-19" in same                 # the search starts at every level at QP 51 (32 + 19)
+    # where every level sits at QP 51, x264 cannot code coarser: compare the shifts below it
+    same = {s for s in same if int(s[5:]) > -19}
+    assert same
     # variance AQ moves every macroblock's QP off the map, so the same table costs a different rate
     assert all(abs(aq[s].kbps - plain[s].kbps) > 0.02 * plain[s].kbps for s in same)
 
@@ -212,6 +230,8 @@ def test_h2c_evaluate_cli_writes_every_method_and_the_fitted_rates(tmp_path, cap
     assert "Bitrate where F1 reaches 0.98" in printed and "mean" in printed
     assert "block-bootstrap" in printed and "mean >= 25% in" in printed
     assert all(len(r["frame_counts"]) == 6 for r in res["runs"]["uniform"])
+    assert set(res["cut_off_at_cheap_end"]) == set(res["runs"])
+    assert "'^' = the method already met it at the cheapest setting" in printed
 
 
 def test_h2c_evaluate_cli_refuses_unknown_clips_and_methods(tmp_path, capsys):
@@ -234,7 +254,7 @@ def test_evaluation_clips_are_held_out_from_the_committed_models_training_frames
     import os
     import shlex
 
-    from how2compress_ros.evaluate_cli import CLIPS
+    from how2compress_ros.evaluate_cli import CLIPS, VALIDATION_CLIPS
 
     root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "how2compress")
     checked = 0
@@ -248,7 +268,7 @@ def test_evaluation_clips_are_held_out_from_the_committed_models_training_frames
             start, stop, *step = (int(x) for x in span.split(":"))
             trained = set(range(start, stop, step[0] if step else 1))
             for name, (file, first, count) in CLIPS.items():
-                if file == video:
+                if file == video and name not in VALIDATION_CLIPS:
                     checked += 1
                     assert not trained & set(range(first, first + count)), f"{name} overlaps {model}'s training"
     assert checked > 0
