@@ -106,6 +106,9 @@ def test_kl_is_zero_for_the_target_itself_and_ignores_frames_without_one():
     exact = torch.log(target.clamp_min(1e-9)) + 3.0            # softmax is shift-invariant
     assert importance_kl(exact, target).item() == pytest.approx(0.0, abs=1e-6)
     assert importance_kl(torch.zeros(2, 2, 2), target).item() > 0.05
+    # the frame without a target neither adds nor dilutes
+    assert importance_kl(torch.zeros(2, 2, 2), target).item() == pytest.approx(
+        importance_kl(torch.zeros(1, 2, 2), target[:1]).item())
 
 
 def test_captured_share_is_the_share_for_a_perfect_model_and_low_for_a_reversed_one():
@@ -157,3 +160,54 @@ def test_importance_training_learns_where_the_target_lies_and_resumes(tmp_path):
     assert again.best_epoch == trainer.best_epoch
     with pytest.raises(ValueError, match="other settings"):
         ImportanceTrainer(model, frames, targets, vf, vt, ImportanceTrainConfig(epochs=7)).train(str(tmp_path))
+
+
+def test_calibrated_shares_emphasise_as_many_macroblocks_as_the_targets():
+    from how2compress_ros.emphasis.sensitivity_training import calibrate_shares, emphasised_fraction
+
+    rng = np.random.default_rng(1)
+    targets, predicted = [], []
+    for _ in range(20):
+        order = rng.permutation(100)
+        t = np.zeros(100)
+        t[order[:3]] = [0.6, 0.3, 0.1]                    # sharp: 3 macroblocks hold everything
+        p = np.full(100, 0.2 / 90)
+        p[order[:10]] = 0.08                              # smooth: the same ones among 10 likely ones
+        targets.append(t.reshape(10, 10))
+        predicted.append(p.reshape(10, 10))
+    assert emphasised_fraction(targets[0], 0.5) == 0.01 and emphasised_fraction(predicted[0], 0.5) == 0.07
+    shares, fractions = calibrate_shares(predicted, targets, (0.5, 0.85, 0.95))
+    assert fractions == pytest.approx([0.01, 0.02, 0.03])
+    assert all(a < b for a, b in zip(shares, shares[1:])) and shares[-1] < 0.95
+    for share, want in zip(shares, fractions):
+        assert np.mean([emphasised_fraction(p, share) for p in predicted]) == pytest.approx(want)
+    with pytest.raises(ValueError, match="no validation frames"):
+        calibrate_shares(predicted, [np.zeros((10, 10))] * 20, (0.5,))
+
+
+def test_h2c_train_sensitivity_trains_calibrates_and_saves_a_loadable_model(tmp_path, capsys):
+    import json
+
+    from footage import footage
+    from how2compress_ros.emphasis.sensitivity_train_cli import main
+
+    video = footage("carphone_pristine.mp4")
+    out, ckpt = tmp_path / "ea", tmp_path / "ckpt"
+    argv = ["--video", video, "--frames", "0:10:1", "--out", str(out), "--checkpoint-dir", str(ckpt),
+            "--epochs", "2", "--val-fraction", "0.3", "--head-channels", "8", "--uniform-above", "0.9", "--threads", "1"]
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["backbone"] == "ssdlite-mobilenetv2" and cfg["output"] == "importance" and cfg["uniform_above"] == 0.9
+    assert cfg["training_frames"] == 7 and cfg["validation_frames"] == 3 and len(cfg["history"]) == 2
+    assert cfg["calibration"]["target_shares"] == [0.5, 0.7, 0.85, 0.95]
+    assert cfg["shares"] == cfg["calibration"]["shares"]
+    assert [p.name[:12] for p in (ckpt / "sensitivity").iterdir()] == ["sensitivity-"]   # the cache
+    model = EmphasisModel.from_pretrained(str(out))
+    assert model.predict_levels(np.zeros((144, 176, 3), np.uint8)).shape == (9, 11)
+    assert "shares calibrated on the validation frames" in capsys.readouterr().out
+    # bad options: one line, exit 2, nothing trained
+    assert main(["--video", video, "--out", str(tmp_path / "x"), "--shares", "0.7,0.5,0.9,0.95"]) == 2
+    assert "--shares must increase" in capsys.readouterr().err
+    assert main(["--video", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x")]) == 2
+    assert "no such video" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

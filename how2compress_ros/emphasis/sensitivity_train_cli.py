@@ -80,7 +80,10 @@ def main(argv=None) -> int:
     ap.add_argument("--radius", type=int, default=0,
                     help="average each frame's sensitivity shares over this many frames either side")
     ap.add_argument("--shares", default="0.5,0.7,0.85,0.95",
-                    help="cumulative sensitivity shares of levels 4..1 (stored in the model)")
+                    help="cumulative sensitivity shares of levels 4..1 of the target maps")
+    ap.add_argument("--no-calibrate", action="store_true",
+                    help="keep --shares for the model's maps instead of calibrating them on the validation frames "
+                         "to emphasise as many macroblocks as the sensitivity maps at --shares do")
     ap.add_argument("--uniform-above", type=float, default=1.0,
                     help="'do no harm': code a frame uniformly at the top level when at least this fraction of "
                          "its macroblocks is emphasised (1 = off; stored in the model)")
@@ -136,7 +139,18 @@ def main(argv=None) -> int:
     history = trainer.train(checkpoint_dir=args.checkpoint_dir or None,
                             log=lambda s: print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                          for k, v in s.items()), flush=True))
+    calibration = {}
+    if not args.no_calibrate and val[0]:
+        from how2compress_ros.emphasis.sensitivity_training import calibrate_shares
+
+        model.config.shares, fractions = calibrate_shares(*trainer.validation_maps(), shares)
+        calibration = {"target_shares": list(shares), "target_fractions": fractions,
+                       "shares": list(model.config.shares)}
+        print("shares calibrated on the validation frames: " + ", ".join(
+            f"{a:.2f} -> {b:.3f} ({f:.1%} of macroblocks)" for a, b, f in zip(shares, model.config.shares, fractions)),
+            flush=True)
     model.save_pretrained(args.out, extra={
+        "calibration": calibration,
         "trained_by": "h2c_train_sensitivity " + " ".join(sys.argv[1:] if argv is None else argv),
         "training_frames": len(train[0]), "validation_frames": len(val[0]), "seed": args.seed,
         "best_epoch": trainer.best_epoch, "train": asdict(tcfg), "radius": args.radius,
