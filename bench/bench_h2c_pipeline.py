@@ -3,7 +3,7 @@
 second at 640x360 and 1280x720 with the emphasis map recomputed every frame (reuse 1) or every
 5th frame (reuse 5). Real footage (vtest.avi, resized); prints a table.
 
-    tools/ros_env.sh python bench/bench_h2c_pipeline.py [--frames 60]
+    tools/ros_env.sh python bench/bench_h2c_pipeline.py [--frames 60] [--model DIR] [--onnx]
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from how2compress_ros.emphasis.model import EmphasisModel
 from how2compress_ros.pipeline import EdgeSettings, How2CompressEdge
 from offload_common.frame_sources import SyntheticSceneSource, VideoFileSource
 
-MODEL = "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes"
+MODEL = "models/how2compress/ea-ssdlite-sensitivity-d2"
 
 
 def frames(n):
@@ -36,13 +36,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=MODEL, help="EA model folder")
+    ap.add_argument("--onnx", action="store_true", help="run the EA model with ONNX Runtime (the node's use_onnx)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     base = frames(args.frames)
+    print(f"{args.model}{' (ONNX Runtime)' if args.onnx else ''}, {args.threads} threads")
     print(f"{'size':>10} {'D':>2} {'reuse':>5} {'EA ms':>7} {'enc ms':>7} {'total ms':>9} {'fps':>6}")
     for (w, h), d in (((640, 360), 2), ((1280, 720), 2), ((1280, 720), 4)):
-        model = EmphasisModel.from_pretrained(MODEL)
+        model = EmphasisModel.from_pretrained(args.model)
         model.config.downsample = d
+        if args.onnx:
+            from how2compress_ros.emphasis.onnx_model import OnnxEmphasisModel
+            from offload_common.onnx_runtime import OnnxSettings
+
+            model = OnnxEmphasisModel(model, OnnxSettings(threads=args.threads))
         imgs = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in base]
         for reuse in (1, 5):
             edge = How2CompressEdge(model, EdgeSettings(map_reuse=reuse, fps=30), "h2c/base45")

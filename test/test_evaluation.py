@@ -257,7 +257,7 @@ def test_evaluation_clips_are_held_out_from_the_committed_models_training_frames
     from how2compress_ros.evaluate_cli import CLIPS, VALIDATION_CLIPS
 
     root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "how2compress")
-    checked = 0
+    checked = validated = 0
     for model in os.listdir(root):
         with open(os.path.join(root, model, "config.json")) as f:
             argv = shlex.split(json.load(f)["trained_by"])
@@ -271,4 +271,13 @@ def test_evaluation_clips_are_held_out_from_the_committed_models_training_frames
                 if file == video and name not in VALIDATION_CLIPS:
                     checked += 1
                     assert not trained & set(range(first, first + count)), f"{name} overlaps {model}'s training"
-    assert checked > 0
+            if argv[0] == "h2c_train_sensitivity":
+                # its validation clips are the tail each segment keeps out of training
+                fraction = float(argv[argv.index("--val-fraction") + 1]) if "--val-fraction" in argv else 0.2
+                span = sorted(trained)
+                held_out = set(span[len(span) - round(fraction * len(span)):])
+                for name, (file, first, count) in VALIDATION_CLIPS.items():
+                    if file == video:
+                        validated += 1
+                        assert set(range(first, first + count)) <= held_out, f"{name} is not {model}'s validation"
+    assert checked > 0 and validated > 0
