@@ -38,6 +38,24 @@ def test_neighbours_add_runs_either_side_of_the_crossing():
     assert {0, 1, 2} <= {int(r.setting) for r in edge}
 
 
+def test_runs_are_added_where_the_fitted_crossing_falls_between_distant_knobs():
+    # bikes, uniform QP: a lucky pass at knob 13 (the binary search's find) with failing
+    # neighbours; the true crossing is at knob 16, between neighbour 15 and the last knob 27
+    def f1(k):
+        return 0.983 if k == 13 else (0.99 if k >= 16 else 0.93)
+
+    def ev(k):
+        return RunResult("c", "uniform", str(k), 50.0 * 1.1 ** k, f1(k), 0, 0, 0, 0, f1(k) >= 0.98)
+
+    knobs = list(range(28))
+    sparse = cheapest_meeting_bound(ev, knobs, neighbours=2)
+    dense = cheapest_meeting_bound(ev, knobs, neighbours=2, bound=0.98)
+    assert {int(r.setting) for r in sparse} <= {int(r.setting) for r in dense}
+    assert {15, 16} <= {int(r.setting) for r in dense}
+    # the fitted crossing then lies between knobs 15 and 16, not far up toward knob 27
+    assert 50 * 1.1 ** 15 <= rate_at_bound(dense, 0.98) <= 50 * 1.1 ** 16 < rate_at_bound(sparse, 0.98)
+
+
 def test_isotonic_pools_violators_and_keeps_monotone_input():
     assert np.allclose(isotonic([0.9, 0.95, 0.99]), [0.9, 0.95, 0.99])
     assert np.allclose(isotonic([0.9, 0.98, 0.94, 0.99]), [0.9, 0.96, 0.96, 0.99])
