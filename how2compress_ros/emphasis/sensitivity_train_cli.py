@@ -24,25 +24,12 @@ from offload_common.cli import path_errors_in_one_line
 
 
 def plot_history(history, path: str) -> None:
-    import matplotlib
+    from how2compress_ros.emphasis.train_cli import plot_epochs
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3))
-    ax[0].plot(ep, [h["train_kl"] for h in history], "o-", label="train")
-    ax[0].plot(ep, [h["val_kl"] for h in history], "o-", label="validation")
-    ax[0].set_title("KL(sensitivity share || model)")
-    ax[0].legend()
-    ax[1].plot(ep, [h["val_captured_90"] for h in history], "o-")
-    ax[1].set_title("validation: sensitivity held by the oracle-sized top set")
-    for a in ax:
-        a.set_xlabel("epoch")
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plot_epochs(path, [h["epoch"] for h in history], [
+        ("KL(sensitivity share || model)", {"train": [h["train_kl"] for h in history],
+                                            "validation": [h["val_kl"] for h in history]}),
+        ("validation: sensitivity in the oracle-sized top set", {"": [h["val_captured_90"] for h in history]})])
 
 
 def parse_shares(text: str) -> tuple:
@@ -59,7 +46,7 @@ def main(argv=None) -> int:
     from how2compress_ros.emphasis.sensitivity import SensitivityConfig
     from how2compress_ros.emphasis.sensitivity_training import (ImportanceTrainConfig, ImportanceTrainer,
                                                                 share_targets)
-    from how2compress_ros.emphasis.train_cli import cached_attributions, read_frames
+    from how2compress_ros.emphasis.train_cli import cached_attributions, read_frames, video_ranges
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", action="append", required=True, help="training footage (any PyAV-readable file)")
@@ -101,19 +88,10 @@ def main(argv=None) -> int:
         config.validate()
         if not 0 <= args.val_fraction < 1 or args.epochs < 1 or args.radius < 0:
             raise ValueError("--val-fraction must be in [0, 1), --epochs >= 1, --radius >= 0")
+        ranges = video_ranges(args.video, args.frames, "0:400:1")
     except ValueError as exc:
         print(f"h2c_train_sensitivity: {exc}", file=sys.stderr)
         return 2
-    ranges = args.frames or ["0:400:1"]
-    if len(ranges) == 1:
-        ranges = ranges * len(args.video)
-    if len(ranges) != len(args.video):
-        print("h2c_train_sensitivity: give one --frames, or one per --video", file=sys.stderr)
-        return 2
-    for video in args.video:
-        if not os.path.isfile(video):
-            print(f"h2c_train_sensitivity: no such video {video} (run tools/fetch_footage.sh)", file=sys.stderr)
-            return 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.time()
@@ -121,14 +99,13 @@ def main(argv=None) -> int:
     sens = SensitivityConfig(low_qp=args.sensitivity_qp)
     train = ([], [])
     val = ([], [])
-    for video, text in zip(args.video, ranges):
-        start, stop, step = (int(x) for x in text.split(":"))
+    for video, start, stop, step in ranges:
         rgbs = read_frames(video, start, stop, step)
         cache = args.sensitivity_cache or (os.path.join(args.checkpoint_dir, "sensitivity") if args.checkpoint_dir else "")
         attributions = cached_attributions(rgbs, detector, sens, cache)
         targets = share_targets(attributions, args.radius, sens.min_total)
         cut = len(rgbs) - int(round(args.val_fraction * len(rgbs)))
-        print(f"{video} [{text}]: {cut} training frames, {len(rgbs) - cut} validation frames", flush=True)
+        print(f"{video} [{start}:{stop}:{step}]: {cut} training frames, {len(rgbs) - cut} validation frames", flush=True)
         train[0].extend(rgbs[:cut])
         train[1].extend(targets[:cut])
         val[0].extend(rgbs[cut:])

@@ -27,26 +27,50 @@ def read_frames(path: str, start: int, stop: int, step: int):
     return [f.rgb for f in VideoFileSource(path) if start <= f.index < stop and (f.index - start) % step == 0]
 
 
-def plot_history(history, path: str) -> None:
+def video_ranges(videos, frames, default: str):
+    """(video, start, stop, step) per ``--video``, from one ``--frames`` for all or one each
+    (``default`` when none); ValueError (one line) for a count mismatch or a missing video."""
+    ranges = frames or [default]
+    if len(ranges) == 1:
+        ranges = ranges * len(videos)
+    if len(ranges) != len(videos):
+        raise ValueError("give one --frames, or one per --video")
+    out = []
+    for video, text in zip(videos, ranges):
+        if not os.path.isfile(video):
+            raise ValueError(f"no such video {video} (run tools/fetch_footage.sh)")
+        start, stop, step = (int(x) for x in text.split(":"))
+        out.append((video, start, stop, step))
+    return out
+
+
+def plot_epochs(path: str, epochs, panels) -> None:
+    """One panel per (title, {label: values per epoch}) in ``panels``, side by side, saved to
+    ``path`` (the training curves both EA trainers write beside their model)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ep = [h.epoch for h in history]
-    fig, ax = plt.subplots(1, 3, figsize=(11, 3))
-    ax[0].plot(ep, [h.align_loss for h in history], "o-")
-    ax[0].set_title("penalised CE (proxy alignment)")
-    ax[1].plot(ep, [h.f1 for h in history], "o-")
-    ax[1].set_title("F1 vs raw-frame detections")
-    ax[2].plot(ep, [h.mean_level for h in history], "o-")
-    ax[2].set_title("mean emphasis level")
-    for a in ax:
+    fig, ax = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    for a, (title, curves) in zip(ax[0], panels):
+        for label, values in curves.items():
+            a.plot(epochs, values, "o-", label=label or None)
+        if len(curves) > 1:
+            a.legend()
+        a.set_title(title)
         a.set_xlabel("epoch")
         a.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_history(history, path: str) -> None:
+    plot_epochs(path, [h.epoch for h in history], [
+        ("penalised CE (proxy alignment)", {"": [h.align_loss for h in history]}),
+        ("F1 vs raw-frame detections", {"": [h.f1 for h in history]}),
+        ("mean emphasis level", {"": [h.mean_level for h in history]})])
 
 
 def cached_attributions(rgbs, detector, config, cache_dir: str) -> list:
@@ -165,20 +189,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    ranges = args.frames or ["0:400:3"]
-    if len(ranges) == 1:
-        ranges = ranges * len(args.video)
-    if len(ranges) != len(args.video):
-        print("h2c_train: give one --frames, or one per --video", file=sys.stderr)
+    try:
+        ranges = video_ranges(args.video, args.frames, "0:400:3")
+    except ValueError as exc:
+        print(f"h2c_train: {exc}", file=sys.stderr)
         return 2
     frames, clip_lengths = [], []
-    for video, text in zip(args.video, ranges):
-        if not os.path.isfile(video):
-            print(f"h2c_train: no such video {video} (run tools/fetch_footage.sh)", file=sys.stderr)
-            return 2
-        start, stop, step = (int(x) for x in text.split(":"))
+    for video, start, stop, step in ranges:
         part = read_frames(video, start, stop, step)
-        print(f"training on {len(part)} frames of {video} [{text}]", flush=True)
+        print(f"training on {len(part)} frames of {video} [{start}:{stop}:{step}]", flush=True)
         frames += part
         clip_lengths.append(len(part))
     extra = {}
