@@ -11,13 +11,11 @@ video's frames (a contiguous time segment the model never trains on).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 from offload_common.cli import path_errors_in_one_line
