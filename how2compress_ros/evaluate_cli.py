@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     model = EmphasisModel.from_pretrained(args.model)
     try:
         if args.shares:
-            from how2compress_ros.emphasis.sensitivity_train_cli import parse_shares
+            from how2compress_ros.emphasis.model import parse_shares
 
             model.config.shares = parse_shares(args.shares)
         if args.uniform_above:

@@ -69,8 +69,7 @@ class EmphasisModelConfig:
         if self.output == "importance" and len(self.shares) != self.levels - 1:
             raise ValueError(f"importance output needs {self.levels - 1} shares for {self.levels} levels, "
                              f"got {len(self.shares)}")
-        if any(not a < b <= 1 for a, b in zip((0.0, *self.shares), self.shares)):
-            raise ValueError(f"shares must increase within (0, 1], got {tuple(self.shares)}")
+        check_shares(self.shares)
         if not 0 < self.uniform_above <= 1:
             raise ValueError(f"uniform_above must be in (0, 1], got {self.uniform_above}")
         if not 1 <= self.head_channels <= 512:
@@ -78,6 +77,21 @@ class EmphasisModelConfig:
 
 
 BACKBONES = ("mobilevitv2", "ssdlite-mobilenetv2")
+
+
+def check_shares(shares: Sequence[float], what: str = "shares") -> None:
+    """ValueError unless ``shares`` (cumulative shares of levels top .. 1) increase within (0, 1]."""
+    if any(not a < b <= 1 for a, b in zip((0.0, *shares), shares)):
+        raise ValueError(f"{what} must increase within (0, 1], got {tuple(shares)}")
+
+
+def parse_shares(text: str, what: str = "--shares") -> Tuple[float, ...]:
+    """Comma-separated cumulative shares, checked (``check_shares``)."""
+    shares = tuple(float(x) for x in text.split(",") if x.strip())
+    if not shares:
+        raise ValueError(f"{what}: no shares in {text!r}")
+    check_shares(shares, what)
+    return shares
 
 
 def levels_from_importance(scores: np.ndarray, shares: Sequence[float]) -> np.ndarray:
@@ -211,9 +225,14 @@ class EmphasisModel(nn.Module):
     def head_output(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone + head on the padded, downsampled input (RGB in [0, 1])."""
         if self.config.backbone == "ssdlite-mobilenetv2":
-            return self.head(*self.backbone(x * 2.0 - 1.0))   # the detector's pre-processing
+            return self.head(*self.trunk_features(x))
         # MobileViTv2 checkpoints take BGR in [0, 1] (HF's image processor flips channels)
         return self.head(self._features(x.flip(1)))
+
+    def trunk_features(self, x: torch.Tensor):
+        """ssdlite-mobilenetv2: the trunk's (stride-8, stride-16) features of the prepared input
+        (RGB in [0, 1], scaled to the detector's [-1, 1])."""
+        return self.backbone(x * 2.0 - 1.0)
 
     def forward(self, images: torch.Tensor, grid: Optional[tuple] = None) -> torch.Tensor:
         """images: (B, 3, H, W) floats in [0, 1]. Returns logits (B, levels, rows, cols), or

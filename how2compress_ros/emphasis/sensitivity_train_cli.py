@@ -30,17 +30,10 @@ def plot_history(history, path: str) -> None:
         ("validation: sensitivity in the oracle-sized top set", {"": [h["val_captured_90"] for h in history]})])
 
 
-def parse_shares(text: str) -> tuple:
-    shares = tuple(float(x) for x in text.split(",") if x.strip())
-    if not shares or any(not a < b <= 1 for a, b in zip((0.0, *shares), shares)):
-        raise ValueError(f"--shares must increase within (0, 1], got {text!r}")
-    return shares
-
-
 @path_errors_in_one_line("h2c_train_sensitivity")
 def main(argv=None) -> int:
     from how2compress_ros.detectors.ssdlite_person import SSDLitePersonDetector
-    from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig
+    from how2compress_ros.emphasis.model import EmphasisModel, EmphasisModelConfig, parse_shares
     from how2compress_ros.emphasis.sensitivity import SensitivityConfig
     from how2compress_ros.emphasis.sensitivity_training import (ImportanceTrainConfig, ImportanceTrainer,
                                                                 share_targets)
@@ -97,9 +90,9 @@ def main(argv=None) -> int:
     sens = SensitivityConfig(low_qp=args.sensitivity_qp)
     train = ([], [])
     val = ([], [])
+    cache = args.sensitivity_cache or (os.path.join(args.checkpoint_dir, "sensitivity") if args.checkpoint_dir else "")
     for video, start, stop, step in ranges:
         rgbs = read_frames(video, start, stop, step)
-        cache = args.sensitivity_cache or (os.path.join(args.checkpoint_dir, "sensitivity") if args.checkpoint_dir else "")
         attributions = cached_attributions(rgbs, detector, sens, cache)
         targets = share_targets(attributions, args.radius, sens.min_total)
         cut = len(rgbs) - int(round(args.val_fraction * len(rgbs)))

@@ -153,7 +153,7 @@ class ImportanceTrainer:
         if not self.frozen:
             return rgb
         x, grid = self.model.prepare(images_to_tensor([rgb]))
-        f8, f16 = self.model.backbone(x * 2.0 - 1.0)
+        f8, f16 = self.model.trunk_features(x)
         return f8[0], f16[0], grid
 
     def _examples(self, frames, targets, mirror: bool):
@@ -167,8 +167,7 @@ class ImportanceTrainer:
             if mirror:
                 views.append((np.ascontiguousarray(rgb[:, ::-1]), np.ascontiguousarray(target[:, ::-1])))
             for img, t in views:
-                x = self._input(img)
-                out.append(((x[0], x[1], x[2]) if self.frozen else img, torch.from_numpy(np.asarray(t, np.float32))))
+                out.append((self._input(img), torch.from_numpy(np.asarray(t, np.float32))))
         return out
 
     def _scores(self, items) -> torch.Tensor:
