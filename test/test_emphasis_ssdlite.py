@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from how2compress_ros.emphasis.model import (EmphasisModel, EmphasisModelConfig, do_no_harm, levels_from_importance,
-                                             output_to_levels)
+from how2compress_ros.emphasis.model import (EmphasisModel, EmphasisModelConfig, do_no_harm, images_to_tensor,
+                                             levels_from_importance, output_to_levels)
 from how2compress_ros.emphasis.sensitivity_training import (ImportanceTrainConfig, ImportanceTrainer, captured_share,
                                                             importance_kl, share_targets)
 
@@ -211,3 +211,18 @@ def test_h2c_train_sensitivity_trains_calibrates_and_saves_a_loadable_model(tmp_
     assert main(["--video", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x")]) == 2
     assert "no such video" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_trainable_trunk_scores_each_frame_as_it_is_paired_with_its_target():
+    # frames and their mirror images are separate examples with mirrored targets; scoring must
+    # not mirror a frame again on its own (its target would no longer match), in training or in
+    # validation
+    rng = np.random.default_rng(2)
+    frames, targets = _bright_square_frames(4, rng)
+    model = EmphasisModel.from_detector_graph(EmphasisModelConfig(**SSD, head_channels=8, trunk_trainable=True))
+    trainer = ImportanceTrainer(model, frames, targets, frames, targets, ImportanceTrainConfig(epochs=1))
+    model.eval()
+    with torch.no_grad():
+        for x, _ in trainer.train_set + trainer.val_set:
+            torch.testing.assert_close(trainer._scores([x]), model(images_to_tensor([x])))
+    assert trainer.evaluate() == trainer.evaluate()

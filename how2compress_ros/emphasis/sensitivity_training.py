@@ -9,7 +9,8 @@ maps nearly binary); levels come afterwards by cumulative share, exactly as the 
 
 With the detector's trunk frozen (the default) its features are computed once per frame and its
 mirror image, and only the head trains: an epoch over 800 frames takes seconds on two cores.
-``trunk_trainable`` fine-tunes the trunk as well (full forward passes, mirrored at random).
+``trunk_trainable`` fine-tunes the trunk as well (full forward passes over the same frames and
+mirror images).
 Epochs are chosen on the validation frames (lowest KL); per-epoch state is saved for resuming.
 The levels' shares are then calibrated on the same frames (``calibrate_shares``), so that the
 model's maps emphasise as many macroblocks as the sensitivity maps do.
@@ -175,9 +176,7 @@ class ImportanceTrainer:
             f8 = torch.stack([x[0] for x in items])
             f16 = torch.stack([x[1] for x in items])
             return self.model.to_grid(self.model.head(f8, f16), items[0][2])
-        imgs = [x if self.rng.random() >= 0.5 or not self.cfg.mirror else np.ascontiguousarray(x[:, ::-1])
-                for x in items]
-        return self.model(images_to_tensor(imgs))
+        return self.model(images_to_tensor(list(items)))     # mirrored views are examples of their own
 
     # -- training ------------------------------------------------------------------------------
     def evaluate(self) -> dict:
