@@ -21,6 +21,11 @@ NODES = {
     "offload_recorder": "offload_common.nodes.offload_recorder:main",
 }
 
+# frame-source kind -> factory (offload_common.frame_sources.ENTRY_POINT_GROUP)
+FRAME_SOURCES = {
+    "actions": "approxbit_ros.data.synthetic_actions:open_action_frames",
+}
+
 # command-line tools (not ROS nodes)
 COMMANDS = {
     "h2c_train": "how2compress_ros.emphasis.train_cli:main",
@@ -47,5 +52,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["offload_common*", "approxbit_ros*", "how2compress_ros*"]),
-    entry_points={"console_scripts": [f"{name} = {target}" for name, target in {**NODES, **COMMANDS}.items()]},
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in {**NODES, **COMMANDS}.items()],
+                  # frame sources the method packages give the camera node (offload_common.frame_sources);
+                  # the CMake install declares the same in cmake/approxbit_ros.setup.cfg
+                  "edge_offload.frame_sources": [f"{k} = {t}" for k, t in FRAME_SOURCES.items()]},
 )

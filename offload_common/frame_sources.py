@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -201,26 +201,56 @@ class SyntheticSceneSource(FrameSource):
             yield Frame(np.clip(img, 0, 255).astype(np.uint8), t)
 
 
-SOURCE_KINDS = ("synthetic", "actions", "video", "images", "bag")
+#: the kinds this module opens itself
+BUILTIN_KINDS = ("synthetic", "video", "images", "bag")
+#: entry-point group through which other packages provide frame sources: ``kind = module:factory``,
+#: the factory called as ``factory(uri, width=, height=, seed=)`` (ApproxBit provides ``actions``, its
+#: synthetic action clips; declared in setup.py, and for the CMake install in cmake/approxbit_ros.setup.cfg)
+ENTRY_POINT_GROUP = "edge_offload.frame_sources"
+_registered: Dict[str, Callable[..., FrameSource]] = {}
+
+
+def register_source(kind: str, factory: Callable[..., FrameSource]) -> None:
+    """Make ``open_source(kind, ...)`` call ``factory(uri, width=, height=, seed=)`` in this process
+    (what an entry point in ``ENTRY_POINT_GROUP`` does for every process)."""
+    if kind in BUILTIN_KINDS:
+        raise ValueError(f"frame source kind {kind!r} is built in")
+    _registered[kind] = factory
+
+
+def _entry_points() -> dict:
+    from importlib.metadata import entry_points
+
+    try:
+        found = entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:                                   # Python < 3.10 (Humble on Ubuntu 22.04 has 3.10)
+        found = entry_points().get(ENTRY_POINT_GROUP, [])
+    return {ep.name: ep for ep in found}
+
+
+def source_kinds() -> List[str]:
+    """Every kind ``open_source`` knows: the built-in ones, then the registered ones."""
+    return list(BUILTIN_KINDS) + sorted((set(_registered) | set(_entry_points())) - set(BUILTIN_KINDS))
 
 
 def open_source(kind: str, uri: str = "", *, width: int = 320, height: int = 240, seed: int = 0,
                 bag_topic: str = "") -> FrameSource:
-    """Open a frame source by kind: ``synthetic``, ``actions`` (ApproxBit's synthetic action
-    clips), ``video`` (file path), ``images`` (folder) or ``bag`` (bag folder or file)."""
+    """Open a frame source by kind: ``synthetic``, ``video`` (file path), ``images`` (folder),
+    ``bag`` (bag folder or file), or a kind another package registered (``source_kinds()``)."""
     if kind == "synthetic":
         return SyntheticSceneSource(width or 320, height or 240, seed)
-    if kind == "actions":   # ApproxBit's synthetic action clips, back to back
-        from approxbit_ros.data.synthetic_actions import SyntheticActionFrames
-
-        return SyntheticActionFrames(width or 256, height or 256, seed)
     if kind == "video":
         return VideoFileSource(uri)
     if kind == "images":
         return ImageFolderSource(uri)
     if kind == "bag":
         return BagSource(uri, bag_topic)
-    raise FrameSourceError(f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
+    factory = _registered.get(kind)
+    if factory is None and kind in _entry_points():
+        factory = _entry_points()[kind].load()
+    if factory is None:
+        raise FrameSourceError(f"unknown source kind {kind!r}; expected one of {', '.join(source_kinds())}")
+    return factory(uri, width=width, height=height, seed=seed)
 
 
 def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from offload_common.frame_sources import (BagSource, FrameSourceError, FrameStream, ImageFolderSource,
-                                          SyntheticSceneSource, VideoFileSource, open_source, resize_rgb)
+from offload_common.frame_sources import (BUILTIN_KINDS, BagSource, FrameSourceError, FrameStream, ImageFolderSource,
+                                          SyntheticSceneSource, VideoFileSource, open_source, register_source,
+                                          resize_rgb, source_kinds)
 from offload_common.image_conversion import array_to_image_fields
 
 
@@ -171,3 +172,29 @@ def test_video_frames_carry_their_presentation_time():
     got = frames_of(VideoFileSource(footage("bikes.mp4")), 5)
     steps = np.diff([g.stamp_ns for g in got])
     assert np.allclose(steps, 40_000_000, atol=1_000_000)          # 25 fps
+
+
+def test_a_package_registers_a_source_kind_and_open_source_passes_it_the_options(monkeypatch):
+    import offload_common.frame_sources as fs
+
+    monkeypatch.setattr(fs, "_registered", {})
+    seen = {}
+
+    def factory(uri, *, width, height, seed):
+        seen.update(uri=uri, width=width, height=height, seed=seed)
+        return SyntheticSceneSource(width, height, seed)
+
+    with pytest.raises(FrameSourceError, match="unknown source kind 'mine'"):
+        open_source("mine")
+    register_source("mine", factory)
+    assert "mine" in source_kinds() and source_kinds()[:len(BUILTIN_KINDS)] == list(BUILTIN_KINDS)
+    frame = next(iter(open_source("mine", "x", width=40, height=30, seed=3)))
+    assert frame.rgb.shape == (30, 40, 3) and seen == {"uri": "x", "width": 40, "height": 30, "seed": 3}
+    with pytest.raises(ValueError, match="built in"):
+        register_source("video", factory)
+
+
+def test_the_action_clips_come_through_the_entry_point_not_an_import():
+    assert "actions" in source_kinds()
+    frame = next(iter(open_source("actions", width=64, height=48, seed=1)))
+    assert frame.rgb.shape == (48, 64, 3) and frame.label

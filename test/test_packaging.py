@@ -14,15 +14,15 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def setup_nodes():
+def setup_table(name: str = "NODES") -> dict:
     tree = ast.parse(open(os.path.join(ROOT, "setup.py")).read())
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "NODES":
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name:
             return ast.literal_eval(node.value)
-    raise AssertionError("setup.py has no NODES table")
+    raise AssertionError(f"setup.py has no {name} table")
 
 
-NODES = setup_nodes()
+NODES = setup_table()
 # Node modules import rclpy and the generated messages; without a ROS environment (the Python
 # packages pip-install without one) the checks that import them cannot run.
 needs_ros = pytest.mark.skipif(importlib.util.find_spec("rclpy") is None,
@@ -93,7 +93,7 @@ def test_cmakelists_builds_every_message():
     present = {os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "msg", "*.msg"))}
     assert listed == present
     for pkg in ("offload_common", "approxbit_ros", "how2compress_ros"):
-        assert f"ament_python_install_package({pkg})" in cmake
+        assert re.search(rf"ament_python_install_package\({pkg}[ )]", cmake), pkg
 
 
 @needs_ros
@@ -239,3 +239,44 @@ def test_jazzy_wheels_list_the_default_wheels_pinned_to_jazzy():
     assert set(default) - kilted_only <= set(jazzy)
     unpinned = [name for name, pin in jazzy.items() if name.startswith("ros-") and pin is None]
     assert not unpinned, unpinned
+
+
+def _imported_top_levels(path: str) -> set:
+    """Top-level packages a module imports anywhere (at module level or inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", ["offload_common", "approxbit_ros", "how2compress_ros"])
+def test_library_code_never_imports_rclpy_and_the_shared_package_no_method(package):
+    offenders = []
+    for path in sorted(glob.glob(os.path.join(ROOT, package, "**", "*.py"), recursive=True)):
+        rel = os.path.relpath(path, ROOT)
+        imported = _imported_top_levels(path)
+        if "rclpy" in imported and f"{os.sep}nodes{os.sep}" not in rel:
+            offenders.append(f"{rel} imports rclpy outside nodes/")
+        if package == "offload_common" and imported & {"approxbit_ros", "how2compress_ros"}:
+            offenders.append(f"{rel} imports {sorted(imported & {'approxbit_ros', 'how2compress_ros'})}")
+    assert not offenders, offenders
+
+
+def test_method_frame_sources_are_entry_points_in_both_installs():
+    """setup.py (pip) and the CMake install's setup.cfg declare the same frame sources, and the
+    environment the tests run in finds each through offload_common's entry-point group."""
+    import configparser
+
+    from offload_common.frame_sources import ENTRY_POINT_GROUP, _entry_points
+
+    declared = setup_table("FRAME_SOURCES")
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "cmake", "approxbit_ros.setup.cfg"))
+    lines = [ln for ln in cfg["options.entry_points"][ENTRY_POINT_GROUP].splitlines() if ln.strip()]
+    assert dict(tuple(p.strip() for p in ln.split("=", 1)) for ln in lines) == declared
+    assert "cmake/approxbit_ros.setup.cfg" in open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    found = _entry_points()
+    assert {k: found[k].value for k in declared if k in found} == declared

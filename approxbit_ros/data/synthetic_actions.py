@@ -202,6 +202,11 @@ def clip_batches(ds: SyntheticActions, clips: int, batch_size: int) -> Iterator[
         yield clip_batch(ds, list(range(start, min(start + batch_size, clips))))
 
 
+def open_action_frames(uri: str = "", *, width: int = 256, height: int = 256, seed: int = 0) -> "SyntheticActionFrames":
+    """The camera source's ``actions`` kind (entry point ``edge_offload.frame_sources``; ``uri`` unused)."""
+    return SyntheticActionFrames(width or 256, height or 256, seed)
+
+
 class SyntheticActionFrames:
     """The test split as an endless frame stream for the camera source: clips one after the
     other, upscaled to ``width`` x ``height``; ``labels`` records the class of each clip and

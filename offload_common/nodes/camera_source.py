@@ -13,14 +13,14 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from offload_common.frame_sources import SOURCE_KINDS, FrameStream, open_source
+from offload_common.frame_sources import FrameStream, open_source, source_kinds
 from offload_common.image_conversion import from_rgb, numpy_to_image_msg
 from offload_common.nodes.params import Param, declare_parameters
 from offload_common.nodes.qos import SENSOR_QOS
 from offload_common.nodes.runner import run_node
 
 PARAMETERS = (
-    Param("source", "synthetic", f"frame source: {', '.join(SOURCE_KINDS)}", read_only=True),
+    Param("source", "synthetic", f"frame source: {', '.join(source_kinds())}", read_only=True),
     Param("uri", "", "video file, image folder or bag path (unused for synthetic)", read_only=True),
     Param("bag_topic", "", "image topic inside the bag (empty: the only image topic)", read_only=True),
     Param("rate_hz", 10.0, "publish rate in frames per second (may be changed at run time)", range=(0.001, 10000.0)),
