@@ -194,20 +194,34 @@ def test_h2c_train_sensitivity_trains_calibrates_and_saves_a_loadable_model(tmp_
     video = footage("carphone_pristine.mp4")
     out, ckpt = tmp_path / "ea", tmp_path / "ckpt"
     argv = ["--video", video, "--frames", "0:10:1", "--out", str(out), "--checkpoint-dir", str(ckpt),
-            "--epochs", "2", "--val-fraction", "0.3", "--head-channels", "8", "--uniform-above", "0.9", "--threads", "1"]
+            "--epochs", "2", "--val-fraction", "0.3", "--head-channels", "8", "--threads", "1"]
     assert main(argv) == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["backbone"] == "ssdlite-mobilenetv2" and cfg["output"] == "importance" and cfg["uniform_above"] == 0.9
+    assert cfg["backbone"] == "ssdlite-mobilenetv2" and cfg["output"] == "importance"
     assert cfg["training_frames"] == 7 and cfg["validation_frames"] == 3 and len(cfg["history"]) == 2
     assert cfg["calibration"]["target_shares"] == [0.5, 0.7, 0.85, 0.95]
     assert cfg["shares"] == cfg["calibration"]["shares"]
     assert [p.name[:12] for p in (ckpt / "sensitivity").iterdir()] == ["sensitivity-"]   # the cache
     model = EmphasisModel.from_pretrained(str(out))
     assert model.predict_levels(np.zeros((144, 176, 3), np.uint8)).shape == (9, 11)
-    assert "shares calibrated on the validation frames" in capsys.readouterr().out
+    # "do no harm" set just above what the saved model's maps emphasise on the validation frames
+    from how2compress_ros.emphasis.train_cli import read_frames
+
+    limit = cfg["uniform_above"]
+    model.config.uniform_above = 1.0
+    emphasised = [float(np.mean(model.predict_levels(f) > 0)) for f in read_frames(video, 7, 10, 1)]
+    assert cfg["calibration"]["validation_max_emphasised"] == pytest.approx(max(emphasised), abs=1e-3)
+    assert limit == cfg["calibration"]["uniform_above"] and max(emphasised) < limit <= min(1.0, max(emphasised) + 0.011)
+    printed = capsys.readouterr().out
+    assert "shares calibrated on the validation frames" in printed and "do no harm" in printed
+    assert main(["--video", video, "--frames", "0:10:1", "--out", str(tmp_path / "ea2"), "--epochs", "1",
+                 "--head-channels", "8", "--uniform-above", "0.9", "--threads", "1"]) == 0
+    assert json.loads((tmp_path / "ea2" / "config.json").read_text())["uniform_above"] == 0.9
     # bad options: one line, exit 2, nothing trained
     assert main(["--video", video, "--out", str(tmp_path / "x"), "--shares", "0.7,0.5,0.9,0.95"]) == 2
     assert "--shares must increase" in capsys.readouterr().err
+    assert main(["--video", video, "--out", str(tmp_path / "x"), "--uniform-above", "lots"]) == 2
+    assert "--uniform-above must be a fraction in (0, 1] or auto" in capsys.readouterr().err
     assert main(["--video", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x")]) == 2
     assert "no such video" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
@@ -226,3 +240,11 @@ def test_a_trainable_trunk_scores_each_frame_as_it_is_paired_with_its_target():
         for x, _ in trainer.train_set + trainer.val_set:
             torch.testing.assert_close(trainer._scores([x]), model(images_to_tensor([x])))
     assert trainer.evaluate() == trainer.evaluate()
+
+
+def test_the_do_no_harm_limit_sits_just_above_every_validation_map():
+    from how2compress_ros.emphasis.sensitivity_training import emphasis_limit
+
+    assert emphasis_limit([0.2, 0.446, 0.31]) == 0.45
+    assert emphasis_limit([0.45]) == 0.46                  # a map at exactly 0.45 stays below the limit
+    assert emphasis_limit([]) == 1.0 and emphasis_limit([0.995]) == 1.0 and emphasis_limit([1.0]) == 1.0

@@ -62,9 +62,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-calibrate", action="store_true",
                     help="keep --shares for the model's maps instead of calibrating them on the validation frames "
                          "to emphasise as many macroblocks as the sensitivity maps at --shares do")
-    ap.add_argument("--uniform-above", type=float, default=1.0,
+    ap.add_argument("--uniform-above", default="auto",
                     help="'do no harm': code a frame uniformly at the top level when at least this fraction of "
-                         "its macroblocks is emphasised (1 = off; stored in the model)")
+                         "its macroblocks is emphasised (1 = off; stored in the model); auto: just above the "
+                         "largest fraction the calibrated maps emphasise on the validation frames")
     ap.add_argument("--sensitivity-qp", type=int, default=40, help="QP of the low-quality version")
     ap.add_argument("--graph", default="", help="detector frozen graph (default: the installed detector's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -73,9 +74,14 @@ def main(argv=None) -> int:
 
     try:
         shares = parse_shares(args.shares)
+        auto_limit = args.uniform_above == "auto"
+        try:
+            uniform_above = 1.0 if auto_limit else float(args.uniform_above)
+        except ValueError:
+            raise ValueError(f"--uniform-above must be a fraction in (0, 1] or auto, not {args.uniform_above!r}")
         config = EmphasisModelConfig(levels=len(shares) + 1, downsample=args.downsample, backbone="ssdlite-mobilenetv2",
                                      output="importance", shares=shares, head_channels=args.head_channels,
-                                     trunk_trainable=args.trunk_trainable, uniform_above=args.uniform_above)
+                                     trunk_trainable=args.trunk_trainable, uniform_above=uniform_above)
         config.validate()
         if not 0 <= args.val_fraction < 1 or args.epochs < 1 or args.radius < 0:
             raise ValueError("--val-fraction must be in [0, 1), --epochs >= 1, --radius >= 0")
@@ -117,6 +123,15 @@ def main(argv=None) -> int:
         print("shares calibrated on the validation frames: " + ", ".join(
             f"{a:.2f} -> {b:.3f} ({f:.1%} of macroblocks)" for a, b, f in zip(shares, model.config.shares, fractions)),
             flush=True)
+    if auto_limit and val[0]:
+        from how2compress_ros.emphasis.sensitivity_training import emphasis_limit, emphasised_fraction
+
+        emphasised = [emphasised_fraction(p, model.config.shares[-1]) for p in trainer.validation_maps()[0]]
+        model.config.uniform_above = emphasis_limit(emphasised)
+        calibration["validation_max_emphasised"] = round(max(emphasised), 4)
+        print(f"do no harm: maps emphasise at most {max(emphasised):.1%} of the macroblocks on the validation frames; "
+              f"frames at or above {model.config.uniform_above:.2f} are coded uniformly", flush=True)
+    calibration["uniform_above"] = model.config.uniform_above
     model.save_pretrained(args.out, extra={
         "calibration": calibration,
         "trained_by": "h2c_train_sensitivity " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -91,6 +91,19 @@ def emphasised_fraction(p: np.ndarray, share: float) -> float:
     return float(np.count_nonzero((before < share) & (q > 0)) / q.size)
 
 
+def emphasis_limit(fractions: Sequence[float]) -> float:
+    """The "do no harm" threshold (``EmphasisModelConfig.uniform_above``) from the fractions of
+    macroblocks the model's maps emphasise (level >= 1) on the validation frames: the largest,
+    rounded up to the next hundredth, so that no validation map reaches it; 1 (off) when that
+    would be 1 or more, or when there are none. A map that emphasises more than every map that
+    was validated is outside what the model was checked on, and the edge codes that frame
+    uniformly rather than trust it (on this footage such maps come from people filling the frame)."""
+    if len(fractions) == 0:
+        return 1.0
+    limit = float(np.floor(max(fractions) * 100 + 1e-9) + 1) / 100
+    return limit if limit < 1.0 else 1.0
+
+
 def calibrate_shares(predicted: Sequence[np.ndarray], targets: Sequence[np.ndarray],
                      shares: Sequence[float]) -> Tuple[Tuple[float, ...], List[float]]:
     """Shares for the model's maps that emphasise as many macroblocks, on average over the given
