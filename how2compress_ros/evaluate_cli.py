@@ -2,7 +2,7 @@
 project's evaluation clips (real footage not used for training), per clip and on average.
 Prints a table, writes results JSON and a QP-map heat-map PNG (like the paper's Fig. 7).
 
-    h2c_evaluate --model models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes --out artifacts/h2c
+    h2c_evaluate --model models/how2compress/ea-ssdlite-sensitivity-ft-d2 --out artifacts/h2c
 """
 from __future__ import annotations
 

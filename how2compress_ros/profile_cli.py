@@ -1,8 +1,8 @@
 """h2c_profile: profile How2Compress settings (EA map at several base QPs, uniform QPs) and
 edge-only detection on a clip into the lookup table of the "det" stream, for the link monitor.
 
-    h2c_profile --model models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes \\
-        --out models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes/lut_cpu.json
+    h2c_profile --model models/how2compress/ea-ssdlite-sensitivity-ft-d2 \\
+        --out models/how2compress/ea-ssdlite-sensitivity-ft-d2/lut_cpu.json
 """
 from __future__ import annotations
 

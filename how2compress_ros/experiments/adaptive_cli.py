@@ -22,7 +22,7 @@ import sys
 from offload_common.cli import path_errors_in_one_line
 from offload_common.experiments.adaptive import add_arguments, run_adaptive_experiment
 
-DEFAULT_MODEL = "models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes"
+DEFAULT_MODEL = "models/how2compress/ea-ssdlite-sensitivity-ft-d2"
 
 
 def parse_args(argv):

@@ -2,7 +2,7 @@
 ``median_ms X``. The How2Compress adaptive experiment runs it inside and outside the edge's CPU
 limit: the ratio is the monitor's ``edge_scale`` (the lookup table was measured on the unlimited CPU).
 
-    python -m how2compress_ros.experiments.edge_speed --model models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes
+    python -m how2compress_ros.experiments.edge_speed --model models/how2compress/ea-ssdlite-sensitivity-ft-d2
 
 With ``--per-config CONFIG,...`` it prints instead one JSON line: per configuration, the mean
 EA model and H.264 encoder ms (the mean: see approxbit_ros/experiments/edge_speed.py) of ``How2CompressEdge.process`` over consecutive frames of
