@@ -151,6 +151,9 @@ def main(argv=None) -> int:
     ap.add_argument("--neighbours", type=int, default=2,
                     help="also run this many settings either side of each method's crossing (for the "
                          "interpolated rate at the F1 bound)")
+    ap.add_argument("--confirm", type=int, default=3,
+                    help="run every setting from each method's cheapest pass up to this many passes in a row "
+                         "(F1 is not monotone in QP on a short clip; 0: the binary search's runs only)")
     ap.add_argument("--methods", default="x264-aq,accmpeg,how2compress",
                     help="methods to compare with uniform QP (the reference, always run); also "
                          "how2compress-aq: the emphasis maps on top of x264's variance AQ")
@@ -171,6 +174,9 @@ def main(argv=None) -> int:
     unknown = set(methods) - set(METHODS)
     if unknown:
         print(f"h2c_evaluate: unknown method(s) {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if args.confirm < 0 or args.neighbours < 0:
+        print("h2c_evaluate: --confirm and --neighbours must be >= 0", file=sys.stderr)
         return 2
     clip_names = args.clips.split(",")
     try:
@@ -203,7 +209,7 @@ def main(argv=None) -> int:
               flush=True)
         runs = evaluate_clip(clip, detector, model, f1_drop=args.f1_drop, confident=args.confident,
                              level_qps=level_qps, log=lambda s: print(s, flush=True), neighbours=args.neighbours,
-                             methods=methods)
+                             confirm=args.confirm, methods=methods)
         all_runs[name] = runs
         rates = {m: rate_at_bound(rs, bound) for m, rs in runs.items()}
         cut = {m: cut_off_at_cheap_end(rs, bound) for m, rs in runs.items()}

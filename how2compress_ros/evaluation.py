@@ -100,13 +100,14 @@ def run_clip(clip: Clip, refs: List[List[Box]], detector: Detector, qp_map_for: 
 
 def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence[int],
                            neighbours: int = 0, bound: Optional[float] = None,
-                           max_extra: int = 8) -> List[RunResult]:
+                           max_extra: int = 8, confirm: int = 0) -> List[RunResult]:
     """Binary search over ``knobs`` ordered from cheapest to most expensive, assuming accuracy
     grows along it; returns every run made (the chosen one is the cheapest that meets the bound,
     or the most expensive knob when none does). ``neighbours`` > 0 also runs that many knobs on
-    each side of the one found, and with ``bound`` given, knobs between the runs the fitted
-    crossing falls between (``densify_crossing``), so ``rate_at_bound`` has a dense curve
-    around the crossing."""
+    each side of the one found, ``confirm`` > 0 every knob from the cheapest pass up to the
+    first ``confirm`` passes in a row (``confirm_passes``), and with ``bound`` given, knobs
+    between the runs the fitted crossing falls between (``densify_crossing``), so
+    ``rate_at_bound`` has a dense curve around the crossing."""
     runs: Dict[int, RunResult] = {}
 
     def ev(i):
@@ -126,9 +127,44 @@ def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence
     ev(lo)
     for k in range(max(lo - neighbours, 0), min(lo + neighbours, len(knobs) - 1) + 1):
         ev(k)
+    if confirm > 0:
+        confirm_passes(ev, runs, len(knobs), confirm, 2 * max_extra)
     if bound is not None:
         densify_crossing(ev, runs, bound, max_extra)
     return [runs[k] for k in sorted(runs)]
+
+
+def confirm_passes(ev: Callable[[int], RunResult], runs: Dict[int, RunResult], n_knobs: int, confirm: int,
+                   max_extra: int = 16) -> None:
+    """Make the runs around a method's cheapest pass dense: run every cheaper knob below it until
+    ``confirm`` fail in a row (a pass found there becomes the cheapest), then every knob above
+    the cheapest pass until ``confirm`` pass in a row (at most ``max_extra`` new runs in all).
+    On a short clip F1 is not monotone in QP (carphone, uniform QP: QP 41 passes, 40 fails, 39
+    and 38 pass, 37 fails), so a binary search samples that zigzag wherever its midpoints fall,
+    and two methods that code a clip the same way read tens of points apart because their knob
+    lists differ in length (How2Compress with every frame coded uniformly read -52.9 % against
+    uniform QP). Searched this way, both run the same knobs around their crossing."""
+    passing = [k for k in sorted(runs) if runs[k].meets_bound]
+    if not passing:
+        return
+    budget = [max_extra]
+
+    def run(k):
+        if k not in runs:
+            budget[0] -= 1
+        return ev(k).meets_bound
+
+    cheapest, k, fails = passing[0], passing[0] - 1, 0
+    while k >= 0 and fails < confirm and budget[0] > 0:
+        if run(k):
+            cheapest, fails = k, 0
+        else:
+            fails += 1
+        k -= 1
+    k, in_a_row = cheapest, 0
+    while k < n_knobs and in_a_row < confirm and budget[0] > 0:
+        in_a_row = in_a_row + 1 if run(k) else 0
+        k += 1
 
 
 def densify_crossing(ev: Callable[[int], RunResult], runs: Dict[int, RunResult], bound: float,
@@ -246,10 +282,11 @@ def chosen(runs: List[RunResult]) -> RunResult:
 def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float = 0.02, confident: float = 0.0,
                   level_qps: Sequence[int] = DEFAULT_LEVEL_QPS, methods: Sequence[str] = (
                       "uniform", "x264-aq", "accmpeg", "how2compress"), log=print,
-                  neighbours: int = 0) -> Dict[str, List[RunResult]]:
+                  neighbours: int = 0, confirm: int = 3) -> Dict[str, List[RunResult]]:
     """All methods on one clip; {method: runs}. Reference = detections on the raw frames.
     ``neighbours``: knobs run on each side of each searched method's crossing (for
-    ``rate_at_bound``)."""
+    ``rate_at_bound``); ``confirm``: passes in a row each searched method must show above its
+    cheapest pass (``confirm_passes``)."""
     refs = [detector.detect(f) for f in clip.frames]
     bound = 1.0 - f1_drop
     run = functools.partial(run_clip, confident=confident)
@@ -267,11 +304,11 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
     if "uniform" in methods:
         out["uniform"] = report(cheapest_meeting_bound(
             lambda qp: run(clip, refs, detector, lambda i, f: np.full(grid, qp), qp, "uniform", f"qp{qp}", bound),
-            qps, neighbours, bound))
+            qps, neighbours, bound, confirm=confirm))
     if "x264-aq" in methods:
         out["x264-aq"] = report(cheapest_meeting_bound(
             lambda qp: run(clip, refs, detector, lambda i, f: None, qp, "x264-aq", f"qp{qp}", bound,
-                                extra=VARIANCE_AQ), qps, neighbours, bound))
+                                extra=VARIANCE_AQ), qps, neighbours, bound, confirm=confirm))
     if "accmpeg" in methods:
         maps = [np.where(dilate_mask(roi_mask(r, grid)), 30, 40) for r in refs]
         out["accmpeg"] = report([run(clip, refs, detector, lambda i, f: maps[i], 40, "accmpeg", "30/40", bound)])
@@ -290,7 +327,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
         for method, extra in H2C_METHODS.items():
             if method in methods:
                 out[method] = report(cheapest_meeting_bound(functools.partial(h2c, method, extra), shifts,
-                                                            neighbours, bound))
+                                                            neighbours, bound, confirm=confirm))
     return out
 
 

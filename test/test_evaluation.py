@@ -56,6 +56,36 @@ def test_runs_are_added_where_the_fitted_crossing_falls_between_distant_knobs():
     assert 50 * 1.1 ** 15 <= rate_at_bound(dense, 0.98) <= 50 * 1.1 ** 16 < rate_at_bound(sparse, 0.98)
 
 
+def test_confirmed_passes_make_two_identical_coders_read_the_same_whatever_their_knob_lists():
+    # carphone: F1 against QP zigzags (41 passes, 40 fails, 39 and 38 pass, 37 fails); uniform QP
+    # searches QPs 51..18, How2Compress a shift table whose top level runs 51..12 (a longer list),
+    # so the binary searches sample the zigzag at different QPs
+    f1 = {q: (0.95 if q in (40, 37) or q > 41 else 1.0) for q in range(0, 52)}
+
+    def ev(qp):
+        return RunResult("c", "m", f"qp{qp}", 19.0 * 1.13 ** (41 - qp), f1[qp], 0, 0, 0, 0, f1[qp] >= 0.98)
+
+    lists = [list(range(51, 17, -1)), list(range(51, 11, -1))]
+    plain = [rate_at_bound(cheapest_meeting_bound(ev, q, 2, 0.98), 0.98) for q in lists]
+    confirmed = [cheapest_meeting_bound(ev, q, 2, 0.98, confirm=3) for q in lists]
+    assert plain[0] != pytest.approx(plain[1], rel=0.05)          # the flaw: 22.5 against 34.4 kbit/s on carphone
+    assert rate_at_bound(confirmed[0], 0.98) == pytest.approx(rate_at_bound(confirmed[1], 0.98), rel=1e-9)
+    for runs in confirmed:                                        # every QP from the cheapest pass to 3 passes in a row
+        assert {"qp41", "qp40", "qp39", "qp38", "qp37", "qp36", "qp35", "qp34"} <= {r.setting for r in runs}
+
+
+def test_confirmation_stops_at_the_end_of_the_knobs_and_without_a_pass():
+    calls = []
+
+    def ev(k):
+        calls.append(k)
+        return fake(k, 8)
+
+    runs = cheapest_meeting_bound(ev, list(range(10)), confirm=5)
+    assert {8, 9} <= {int(r.setting) for r in runs} and max(calls) == 9 and len(set(calls)) == len(calls)
+    assert len(cheapest_meeting_bound(lambda k: fake(k, 99), list(range(10)), confirm=3)) == 1
+
+
 def test_isotonic_pools_violators_and_keeps_monotone_input():
     assert np.allclose(isotonic([0.9, 0.95, 0.99]), [0.9, 0.95, 0.99])
     assert np.allclose(isotonic([0.9, 0.98, 0.94, 0.99]), [0.9, 0.96, 0.96, 0.99])
@@ -261,6 +291,8 @@ def test_h2c_evaluate_cli_refuses_unknown_clips_and_methods(tmp_path, capsys):
     assert "unknown clip(s) lobby" in capsys.readouterr().err
     assert main(["--model", missing, "--methods", "roi-magic", "--out", str(tmp_path / "o")]) == 2
     assert "unknown method(s) roi-magic" in capsys.readouterr().err
+    assert main(["--model", missing, "--confirm", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "--confirm and --neighbours must be >= 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown clip"):
         load_clip(str(tmp_path), "lobby")
     # the default clips are registered, and the long clip is not among the defaults
