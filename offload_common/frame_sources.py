@@ -246,8 +246,9 @@ def open_source(kind: str, uri: str = "", *, width: int = 320, height: int = 240
     if kind == "bag":
         return BagSource(uri, bag_topic)
     factory = _registered.get(kind)
-    if factory is None and kind in _entry_points():
-        factory = _entry_points()[kind].load()
+    if factory is None:
+        found = _entry_points().get(kind)
+        factory = found.load() if found is not None else None
     if factory is None:
         raise FrameSourceError(f"unknown source kind {kind!r}; expected one of {', '.join(source_kinds())}")
     return factory(uri, width=width, height=height, seed=seed)
