@@ -89,3 +89,24 @@ def test_newest_per_stream_worker_serves_the_newest_of_each_stream_and_counts_th
     assert log.errors == ["detection failed (1 so far): RuntimeError: model failed"]
     worker.stop()
     assert not worker._thread.is_alive()
+
+
+def test_a_failure_while_the_node_shuts_down_stops_the_worker_quietly():
+    """Publishing from the worker after the context was shut down (SIGINT under a running item)
+    is not an error to log: with ``alive`` False the thread stops without one; with it True the
+    same failure is counted and logged."""
+    alive, log = [True], Log()
+
+    def handle(item):
+        raise RuntimeError("Failed to publish: publisher's context is invalid")
+
+    worker = DropOldestWorker(handle, log, "frame", maxsize=2, alive=lambda: alive[0])
+    worker.put(1)
+    deadline = time.monotonic() + 5
+    while worker.failed < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.failed == 1 and len(log.errors) == 1 and worker._thread.is_alive()
+    alive[0] = False
+    worker.put(2)
+    worker._thread.join(5)
+    assert not worker._thread.is_alive() and worker.failed == 1 and len(log.errors) == 1

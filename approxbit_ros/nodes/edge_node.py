@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -101,7 +102,8 @@ class ApproxBitEdgeNode(Node):
         self.create_subscription(Image, "image_raw", self._on_image, sensor_qos(self.p.image_queue_depth))
         self.switch = ConfigSwitch(self, self.p.stream_id, lambda: self.edge.config_id, self.edge.set_config)
         self.create_subscription(OffloadConfig, "offload_config", self.switch.on_decision, DECISION_QOS)
-        self.worker = DropOldestWorker(self._handle_clip, self.get_logger(), "clip", self.p.queue_size)
+        self.worker = DropOldestWorker(self._handle_clip, self.get_logger(), "clip", self.p.queue_size,
+                                       alive=lambda: rclpy.ok(context=self.context))
         self.get_logger().info(f"ApproxBit edge: {len(self.configs.ids)} configurations preloaded in "
                                f"{time.perf_counter() - t:.1f} s ({', '.join(self.configs.ids)}); "
                                f"active {self.edge.config_id}; range coding for "

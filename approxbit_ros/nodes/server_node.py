@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+import rclpy
 from rclpy.node import Node
 
 from approxbit_ros.configurations import load_configurations
@@ -79,7 +80,8 @@ class ApproxBitServerNode(Node):
                                answerer=vlm_answerer(configs, self.p.vlm_max_new_tokens))
         self.result_pub = self.create_publisher(ActionResult, "action_results", RESULT_QOS)
         self.receipt_pub = self.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
-        self.worker = NewestPerStreamWorker(self._serve, self.get_logger(), "payload") if self.p.shed_load else None
+        self.worker = NewestPerStreamWorker(self._serve, self.get_logger(), "payload",
+                                             alive=lambda: rclpy.ok(context=self.context)) if self.p.shed_load else None
         self.diagnostics = ServerDiagnostics(self, "approxbit_server", self.p.diagnostics_period_s, self.counters)
         self.create_subscription(BinaryFeatures, "binary_features", self._on_features,
                                  payload_qos(self.p.payload_depth))

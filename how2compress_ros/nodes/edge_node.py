@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -104,7 +105,8 @@ class How2CompressEdgeNode(Node):
         self.switch = ConfigSwitch(self, self.p.stream_id, lambda: self.edge.config.config_id, self.edge.set_config)
         self.create_subscription(OffloadConfig, "offload_config", self.switch.on_decision, DECISION_QOS)
         self.create_subscription(KeyframeRequest, "keyframe_request", self._on_keyframe_request, RESULT_QOS)
-        self.worker = DropOldestWorker(self._handle_frame, self.get_logger(), "frame", self.p.queue_size)
+        self.worker = DropOldestWorker(self._handle_frame, self.get_logger(), "frame", self.p.queue_size,
+                                       alive=lambda: rclpy.ok(context=self.context))
         self.get_logger().info(f"How2Compress edge: config {self.edge.config.config_id}, "
                                f"model {f'on {self.p.device}' if model else 'none'}, map reuse {self.p.map_reuse}, "
                                f"edge-only detector {self.detector.name if self.detector else 'none'}")

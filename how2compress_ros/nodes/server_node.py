@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -76,7 +77,8 @@ class How2CompressServerNode(Node):
         self.img_pub = self.create_publisher(Image, "decoded_image", SENSOR_QOS)
         self.receipt_pub = self.create_publisher(LinkReceipt, "link_receipts", RESULT_QOS)
         self.kf_pub = self.create_publisher(KeyframeRequest, "keyframe_request", RESULT_QOS)
-        self.worker = NewestPerStreamWorker(self._detect, self.get_logger(), "detection") if self.p.shed_load else None
+        self.worker = NewestPerStreamWorker(self._detect, self.get_logger(), "detection",
+                                             alive=lambda: rclpy.ok(context=self.context)) if self.p.shed_load else None
         self.diagnostics = ServerDiagnostics(self, "h2c_server", self.p.diagnostics_period_s, self.counters)
         self.create_subscription(EncodedFrame, "encoded_frames", self._on_frame, payload_qos(self.p.payload_depth))
         self._last_kf_request = {}

@@ -30,13 +30,15 @@ def put_dropping_oldest(q: "queue.Queue", item) -> int:
 class _WorkerThread:
     """A daemon thread that takes items (``_next``: one, or None after a short wait) and calls
     ``handle`` on each; an exception is counted (``failed``) and logged as "<what> <failure>",
-    and the thread goes on: a dead worker would stop the stream for good."""
+    and the thread goes on: a dead worker would stop the stream for good. With ``alive`` given
+    (the node's ``rclpy.ok(context=...)``), an exception once it is False is the node shutting
+    down under the thread (publishing on a context already shut down): the thread stops quietly."""
 
     _failure = "failed"
 
-    def __init__(self, handle: Callable, logger, what: str):
+    def __init__(self, handle: Callable, logger, what: str, alive: Optional[Callable[[], bool]] = None):
         self.failed = 0
-        self._handle, self._logger, self._what = handle, logger, what
+        self._handle, self._logger, self._what, self._alive = handle, logger, what, alive
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -54,6 +56,9 @@ class _WorkerThread:
             try:
                 self._call(item)
             except Exception as exc:  # keep serving
+                if self._alive is not None and not self._alive():
+                    self._stop.set()
+                    return
                 self.failed += 1
                 self._logger.error(f"{self._what} {self._failure} ({self.failed} so far): {type(exc).__name__}: {exc}")
 
@@ -69,8 +74,9 @@ class DropOldestWorker(_WorkerThread):
 
     _failure = "not sent"
 
-    def __init__(self, handle: Callable[..., None], logger, what: str, maxsize: int):
-        super().__init__(handle, logger, what)
+    def __init__(self, handle: Callable[..., None], logger, what: str, maxsize: int,
+                 alive: Optional[Callable[[], bool]] = None):
+        super().__init__(handle, logger, what, alive)
         self.queue: "queue.Queue" = queue.Queue(maxsize=max(1, maxsize))
         self.dropped = 0
         self._thread.start()
@@ -106,8 +112,9 @@ class NewestPerStreamWorker(_WorkerThread):
     Memory is one item per stream: the caller bounds the streams. Exceptions are counted
     (``failed``), logged as "<what> failed", and the thread goes on."""
 
-    def __init__(self, handle: Callable[[Pending], None], logger, what: str):
-        super().__init__(handle, logger, what)
+    def __init__(self, handle: Callable[[Pending], None], logger, what: str,
+                 alive: Optional[Callable[[], bool]] = None):
+        super().__init__(handle, logger, what, alive)
         self.superseded = 0
         self.served = 0
         self._pending: "OrderedDict[str, Pending]" = OrderedDict()
