@@ -221,11 +221,7 @@ def register_source(kind: str, factory: Callable[..., FrameSource]) -> None:
 def _entry_points() -> dict:
     from importlib.metadata import entry_points
 
-    try:
-        found = entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:                                   # Python < 3.10 (Humble on Ubuntu 22.04 has 3.10)
-        found = entry_points().get(ENTRY_POINT_GROUP, [])
-    return {ep.name: ep for ep in found}
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}     # Python >= 3.10 (setup.py)
 
 
 def source_kinds() -> List[str]:
