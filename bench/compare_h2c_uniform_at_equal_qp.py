@@ -19,7 +19,7 @@ from how2compress_ros.codec.encoder import levels_to_qp_map
 from how2compress_ros.detectors.factory import make_detector
 from how2compress_ros.emphasis.model import EmphasisModel
 from how2compress_ros.evaluate_cli import CLIPS, load_clip
-from how2compress_ros.evaluation import run_clip
+from how2compress_ros.evaluation import run_clip, shifted_table
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     print(f"{'QP':>3} | {'uniform kbit/s':>14} {'F1':>6} | {'how2compress kbit/s':>19} {'F1':>6} | bits")
     for qp in range(lo, hi):
         s = table0[-1] - qp
-        table = [min(max(q - s, 0), 51) for q in table0]
+        table = shifted_table(table0, s)
         u = run_clip(clip, refs, det, lambda i, f: np.full(grid, qp), qp, "uniform", f"qp{qp}", 0.98, confident=0.6)
         h = run_clip(clip, refs, det, lambda i, f: levels_to_qp_map(levels[i], table), table[0], "how2compress",
                      f"shift{s}", 0.98, confident=0.6)

@@ -152,8 +152,9 @@ def main(argv=None) -> int:
                     help="also run this many settings either side of each method's crossing (for the "
                          "interpolated rate at the F1 bound)")
     ap.add_argument("--confirm", type=int, default=3,
-                    help="run every setting from each method's cheapest pass up to this many passes in a row "
-                         "(F1 is not monotone in QP on a short clip; 0: the binary search's runs only)")
+                    help="run every setting around each method's cheapest pass, from this many fails in a row "
+                         "below it to this many passes in a row above it (F1 is not monotone in QP on a short "
+                         "clip; 0: the binary search's runs only)")
     ap.add_argument("--methods", default="x264-aq,accmpeg,how2compress",
                     help="methods to compare with uniform QP (the reference, always run); also "
                          "how2compress-aq: the emphasis maps on top of x264's variance AQ")

@@ -104,8 +104,9 @@ def cheapest_meeting_bound(evaluate: Callable[[int], RunResult], knobs: Sequence
     """Binary search over ``knobs`` ordered from cheapest to most expensive, assuming accuracy
     grows along it; returns every run made (the chosen one is the cheapest that meets the bound,
     or the most expensive knob when none does). ``neighbours`` > 0 also runs that many knobs on
-    each side of the one found, ``confirm`` > 0 every knob from the cheapest pass up to the
-    first ``confirm`` passes in a row (``confirm_passes``), and with ``bound`` given, knobs
+    each side of the one found, ``confirm`` > 0 every knob around the cheapest pass from
+    ``confirm`` fails in a row below it to ``confirm`` passes in a row above it
+    (``confirm_passes``), and with ``bound`` given, knobs
     between the runs the fitted crossing falls between (``densify_crossing``), so
     ``rate_at_bound`` has a dense curve around the crossing."""
     runs: Dict[int, RunResult] = {}
@@ -279,14 +280,20 @@ def chosen(runs: List[RunResult]) -> RunResult:
     return min(ok, key=lambda r: r.kbps) if ok else max(runs, key=lambda r: r.f1)
 
 
+def shifted_table(level_qps: Sequence[int], shift: int) -> List[int]:
+    """The level table How2Compress's search runs at knob ``shift``: every QP lowered by
+    ``shift`` (dearer for a positive one), clamped to H.264's 0..51."""
+    return [min(max(q - shift, 0), 51) for q in level_qps]
+
+
 def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float = 0.02, confident: float = 0.0,
                   level_qps: Sequence[int] = DEFAULT_LEVEL_QPS, methods: Sequence[str] = (
                       "uniform", "x264-aq", "accmpeg", "how2compress"), log=print,
                   neighbours: int = 0, confirm: int = 3) -> Dict[str, List[RunResult]]:
     """All methods on one clip; {method: runs}. Reference = detections on the raw frames.
     ``neighbours``: knobs run on each side of each searched method's crossing (for
-    ``rate_at_bound``); ``confirm``: passes in a row each searched method must show above its
-    cheapest pass (``confirm_passes``)."""
+    ``rate_at_bound``); ``confirm``: fails in a row below and passes in a row above each
+    searched method's cheapest pass that its search must show (``confirm_passes``)."""
     refs = [detector.detect(f) for f in clip.frames]
     bound = 1.0 - f1_drop
     run = functools.partial(run_clip, confident=confident)
@@ -321,7 +328,7 @@ def evaluate_clip(clip: Clip, detector: Detector, ea_model=None, f1_drop: float 
         shifts = list(range(level_qps[-1] - 51, level_qps[-1] - 12 + 1))
 
         def h2c(method, extra, s):
-            table = [min(max(q - s, 0), 51) for q in level_qps]
+            table = shifted_table(level_qps, s)
             return run(clip, refs, detector, lambda i, f: levels_to_qp_map(levels[i], table), table[0],
                        method, f"shift{s}", bound, extra=extra, ea_ms=ea_ms)
         for method, extra in H2C_METHODS.items():

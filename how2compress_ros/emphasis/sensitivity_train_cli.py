@@ -114,10 +114,11 @@ def main(argv=None) -> int:
                             log=lambda s: print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                          for k, v in s.items()), flush=True))
     calibration = {}
+    maps, val_targets = trainer.validation_maps() if val[0] else ([], [])   # the trained model's, once
     if not args.no_calibrate and val[0]:
         from how2compress_ros.emphasis.sensitivity_training import calibrate_shares
 
-        model.config.shares, fractions = calibrate_shares(*trainer.validation_maps(), shares)
+        model.config.shares, fractions = calibrate_shares(maps, val_targets, shares)
         calibration = {"target_shares": list(shares), "target_fractions": fractions,
                        "shares": list(model.config.shares)}
         print("shares calibrated on the validation frames: " + ", ".join(
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
     if auto_limit and val[0]:
         from how2compress_ros.emphasis.sensitivity_training import emphasis_limit, emphasised_fraction
 
-        emphasised = [emphasised_fraction(p, model.config.shares[-1]) for p in trainer.validation_maps()[0]]
+        emphasised = [emphasised_fraction(p, model.config.shares[-1]) for p in maps]
         model.config.uniform_above = emphasis_limit(emphasised)
         calibration["validation_max_emphasised"] = round(max(emphasised), 4)
         print(f"do no harm: maps emphasise at most {max(emphasised):.1%} of the macroblocks on the validation frames; "

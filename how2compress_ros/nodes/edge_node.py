@@ -39,7 +39,8 @@ from offload_common.torch_device import resolve_device
 PARAMETERS = (
     Param("model_path", "models/how2compress/ea-ssdlite-sensitivity-ft-d2",
           "EA model folder (config.json + model.safetensors): the detector-trunk model trained toward the "
-          "detector's sensitivity, or the MobileViTv2 one (models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes); empty: uniform/qp<QP> and edge_only only",
+          "detector's sensitivity, or the MobileViTv2 one (models/how2compress/ea-mobilevitv2-050-d2-vtest-bikes); "
+          "empty: uniform/qp<QP> and edge_only only",
           read_only=True),
     Param("config_id", "h2c/base45", "configuration: h2c/base<QP>, uniform/qp<QP> or edge_only; set at run "
           "time to switch by hand (the monitor's next decision overrides it)"),
