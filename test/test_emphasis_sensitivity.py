@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from how2compress_ros.emphasis.sensitivity import (SensitivityConfig, frame_attributions, levels_from_attribution,
-                                                   macroblock_attribution, sensitivity_levels, temporal_mean)
+                                                   macroblock_attribution, neighbour_mean, sensitivity_levels,
+                                                   temporal_mean)
 
 
 class OneMacroblockDetector:
@@ -54,6 +55,27 @@ def test_temporal_mean_averages_each_frames_shares_over_its_neighbours():
     # a macroblock sensitive on one frame in three is ranked below one sensitive on all three
     flicker = [np.array([[1.0, 0.6]]), np.array([[0.0, 0.6]]), np.array([[0.0, 0.6]])]
     assert levels_from_attribution(temporal_mean(flicker, 1)[1], (0.5,)).tolist() == [[0, 1]]
+
+
+def test_neighbour_mean_never_uses_the_frame_itself():
+    a = [np.array([[3.0, 1.0]]), np.array([[0.0, 10.0]]), np.array([[-5.0, 0.001]]), np.array([[2.0, 2.0]])]
+    # shares: [.75 .25] | [0 1] | below min_total: [0 0] | [.5 .5]
+    both = neighbour_mean(a, 1, 1, min_total=0.01)
+    np.testing.assert_allclose(both[0], [[0.0, 1.0]])                  # frame 1 only
+    np.testing.assert_allclose(both[1], [[0.375, 0.125]])              # frames 0 and 2
+    np.testing.assert_allclose(both[2], [[0.25, 0.75]])                # frames 1 and 3
+    before = neighbour_mean(a, 2, 0, min_total=0.01)
+    np.testing.assert_allclose(before[0], [[0.5, 0.5]])                # no earlier frame: flat
+    np.testing.assert_allclose(before[1], [[0.75, 0.25]])
+    np.testing.assert_allclose(before[3], [[0.0, 0.5]])                # frames 1 and 2
+    # a frame's own sensitivity never decides its map: change it, and its map stays
+    changed = list(a)
+    changed[1] = np.array([[9.0, 0.0]])
+    for i, (x, y) in enumerate(zip(neighbour_mean(a, 1, 1), neighbour_mean(changed, 1, 1))):
+        if i == 1:
+            np.testing.assert_allclose(x, y)
+    with pytest.raises(ValueError):
+        neighbour_mean(a, 0, 0)
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,13 @@ def frame_attributions(detector: ScoringDetector, frames: Sequence[np.ndarray],
             for rgb in tqdm(frames, desc="detector sensitivity", disable=not progress)]
 
 
+def _shares(attribution: np.ndarray, min_total: float) -> np.ndarray:
+    """A frame's positive attribution as shares of its total; zero below ``min_total``."""
+    pos = np.clip(attribution, 0, None)
+    total = pos.sum()
+    return pos / total if total > 0 and total >= min_total else np.zeros_like(pos)
+
+
 def temporal_mean(attributions: Sequence[np.ndarray], radius: int, min_total: float = 0.0) -> List[np.ndarray]:
     """Each frame's attribution as shares of its positive total (zero where that total is below
     ``min_total``), averaged over the frames within ``radius`` of it in the sequence.
@@ -104,12 +111,31 @@ def temporal_mean(attributions: Sequence[np.ndarray], radius: int, min_total: fl
     costs P-frame bits. The mean over a few frames is what a model can predict."""
     if radius <= 0:
         return list(attributions)
-    shares = []
-    for a in attributions:
-        pos = np.clip(a, 0, None)
-        total = pos.sum()
-        shares.append(pos / total if total > 0 and total >= min_total else np.zeros_like(pos))
+    shares = [_shares(a, min_total) for a in attributions]
     return [np.mean(shares[max(0, i - radius):i + radius + 1], axis=0) for i in range(len(shares))]
+
+
+def neighbour_mean(attributions: Sequence[np.ndarray], before: int, after: int,
+                   min_total: float = 0.0) -> List[np.ndarray]:
+    """Each frame's map from the OTHER frames around it: the mean of the shares (as in
+    ``temporal_mean``) of the ``before`` frames before it and the ``after`` frames after it,
+    never its own; a flat map (every macroblock alike) for a frame with no such neighbour.
+
+    An oracle built this way knows the detector's true sensitivity on every frame except the one
+    it codes. The frame's own sensitivity needs the detector run on that frame at two qualities,
+    which no EA model has; a model that predicts the map from the frame's pixels can learn the
+    part of it that the frame's content fixes. On the validation frames the trained model holds
+    about as much of each frame's sensitivity as the mean of its four neighbours' maps does
+    (vtest 0.670 against 0.676), and more than the previous frame's map (0.542).
+    ``after=0`` is causal: the edge could compute it one frame late."""
+    if before < 0 or after < 0 or before + after == 0:
+        raise ValueError("neighbour_mean needs before, after >= 0 and at least one neighbour")
+    shares = [_shares(a, min_total) for a in attributions]
+    out = []
+    for i in range(len(shares)):
+        around = shares[max(0, i - before):i] + shares[i + 1:i + after + 1]
+        out.append(np.mean(around, axis=0) if around else np.full_like(shares[i], 1.0 / shares[i].size))
+    return out
 
 
 def sensitivity_levels(attributions: Sequence[np.ndarray], config: SensitivityConfig = SensitivityConfig(),
