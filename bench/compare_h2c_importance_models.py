@@ -12,7 +12,7 @@ the previous frame's, and the mean of the two frames either side (never the fram
 
     tools/ros_env.sh python bench/compare_h2c_importance_models.py --cache artifacts/h2c-sens \\
         models/how2compress/ea-ssdlite-sensitivity-d2 OTHER_MODEL ...
-    tools/ros_env.sh python bench/compare_h2c_importance_models.py --cache artifacts/h2c-sens \
+    tools/ros_env.sh python bench/compare_h2c_importance_models.py --cache artifacts/h2c-sens \\
         --reference-maps --smooth 0.5 models/how2compress/ea-ssdlite-sensitivity-ft-d2
 """
 from __future__ import annotations

@@ -94,7 +94,7 @@ def frame_attributions(detector: ScoringDetector, frames: Sequence[np.ndarray],
             for rgb in tqdm(frames, desc="detector sensitivity", disable=not progress)]
 
 
-def _shares(attribution: np.ndarray, min_total: float) -> np.ndarray:
+def attribution_shares(attribution: np.ndarray, min_total: float = 0.0) -> np.ndarray:
     """A frame's positive attribution as shares of its total; zero below ``min_total``."""
     pos = np.clip(attribution, 0, None)
     total = pos.sum()
@@ -111,7 +111,7 @@ def temporal_mean(attributions: Sequence[np.ndarray], radius: int, min_total: fl
     costs P-frame bits. The mean over a few frames is what a model can predict."""
     if radius <= 0:
         return list(attributions)
-    shares = [_shares(a, min_total) for a in attributions]
+    shares = [attribution_shares(a, min_total) for a in attributions]
     return [np.mean(shares[max(0, i - radius):i + radius + 1], axis=0) for i in range(len(shares))]
 
 
@@ -130,7 +130,7 @@ def neighbour_mean(attributions: Sequence[np.ndarray], before: int, after: int,
     ``after=0`` is causal: the edge could compute it one frame late."""
     if before < 0 or after < 0 or before + after == 0:
         raise ValueError("neighbour_mean needs before, after >= 0 and at least one neighbour")
-    shares = [_shares(a, min_total) for a in attributions]
+    shares = [attribution_shares(a, min_total) for a in attributions]
     out = []
     for i in range(len(shares)):
         around = shares[max(0, i - before):i] + shares[i + 1:i + after + 1]

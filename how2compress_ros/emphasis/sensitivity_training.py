@@ -43,16 +43,11 @@ class ImportanceTrainConfig:
 def share_targets(attributions: Sequence[np.ndarray], radius: int = 0, min_total: float = 0.0) -> List[np.ndarray]:
     """Each frame's positive attribution as shares of its total (all zero when the total is
     below ``min_total``), averaged over ``radius`` frames either side (``temporal_mean``)."""
-    from how2compress_ros.emphasis.sensitivity import temporal_mean
+    from how2compress_ros.emphasis.sensitivity import attribution_shares, temporal_mean
 
     if radius > 0:
         return [np.asarray(a, np.float32) for a in temporal_mean(attributions, radius, min_total)]
-    out = []
-    for a in attributions:
-        pos = np.clip(a, 0, None)
-        total = pos.sum()
-        out.append((pos / total if total > 0 and total >= min_total else np.zeros_like(pos)).astype(np.float32))
-    return out
+    return [attribution_shares(a, min_total).astype(np.float32) for a in attributions]
 
 
 def importance_kl(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
