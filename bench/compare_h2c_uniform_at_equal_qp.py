@@ -20,6 +20,7 @@ from how2compress_ros.detectors.factory import make_detector
 from how2compress_ros.emphasis.model import EmphasisModel
 from how2compress_ros.evaluate_cli import CLIPS, load_clip
 from how2compress_ros.evaluation import run_clip, shifted_table
+from how2compress_ros.pipeline import parse_level_table
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     print(f"{args.model} on {args.clip}: {uniform} of {len(levels)} frames coded uniformly by the rule "
           f"(uniform_above {model.config.uniform_above})")
     grid = mb_grid(clip.frames[0].shape[1], clip.frames[0].shape[0])
-    table0 = [int(q) for q in args.level_qps.split(",")]
+    table0 = parse_level_table(args.level_qps)
     lo, hi = (int(x) for x in args.qps.split(":"))
     print(f"{'QP':>3} | {'uniform kbit/s':>14} {'F1':>6} | {'how2compress kbit/s':>19} {'F1':>6} | bits")
     for qp in range(lo, hi):

@@ -71,9 +71,7 @@ def test_neighbour_mean_never_uses_the_frame_itself():
     # a frame's own sensitivity never decides its map: change it, and its map stays
     changed = list(a)
     changed[1] = np.array([[9.0, 0.0]])
-    for i, (x, y) in enumerate(zip(neighbour_mean(a, 1, 1), neighbour_mean(changed, 1, 1))):
-        if i == 1:
-            np.testing.assert_allclose(x, y)
+    np.testing.assert_allclose(neighbour_mean(changed, 1, 1)[1], neighbour_mean(a, 1, 1)[1])
     with pytest.raises(ValueError):
         neighbour_mean(a, 0, 0)
 
