@@ -32,10 +32,16 @@ def test_a_short_h2c_adaptive_run_writes_its_outputs_and_stops_every_node_cleanl
     assert summary["edge_cpu"] == 0.25 and summary["edge_scale"] > 1
     assert set(summary["node_exit_codes"]) >= {"offload_recorder", "sla_scheduler"}
     assert list((out / "bag").glob("split_*/metadata.yaml")), "the recorder did not close its bag"
-    # every offloaded result came from a recorded payload; edge_only results (the run starts there, before the
-    # monitor's first decision) have none
-    offloaded = sum(p["results"] for p in summary["per_configuration"] if p["config_id"] != "edge_only")
-    assert summary["topics"]["/encoded_frames"] >= offloaded and summary["topics"]["/offload_config"] >= 1
+    # every offloaded result's payload (same stream and seq) is in the recording; edge_only results (the run starts
+    # there, before the monitor's first decision) have none
+    from offload_common.recording.bag_reader import read_recording
+
+    recorded = list(read_recording(str(out / "bag")))
+    payloads = {(m.msg.meta.stream_id, m.msg.meta.seq) for m in recorded if m.topic == "/encoded_frames"}
+    offloaded = [(m.msg.stream_id, m.msg.seq) for m in recorded
+                 if m.topic == "/detections" and m.msg.config_id != "edge_only"]
+    assert [r for r in offloaded if r not in payloads] == [], ("results without a recorded payload", sorted(payloads))
+    assert summary["topics"]["/encoded_frames"] == len(payloads) and summary["topics"]["/offload_config"] >= 1
     assert os.path.getsize(out / "fig9.png") > 10_000 and os.path.getsize(out / "report.html") > 50_000
     # every message of every topic (rcl_interfaces, diagnostic_msgs and ours) decodes with the independent reader
     from offload_common.recording.report import topic_counts
